@@ -1,0 +1,47 @@
+# Two commands on a fresh Debian 12 machine: `make run` and `make test`.
+# Each does the whole set-up first (virtualenv, pip install, bubblewrap) and is idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps run test lint typecheck pytest bench clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@if ! command -v bwrap >/dev/null 2>&1 || ! command -v prlimit >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "setup: installing bubblewrap"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	  else \
+	    echo "setup: bubblewrap is missing: run 'sudo apt-get install bubblewrap' and try again" >&2; exit 2; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/agentd run
+
+lint: setup
+	$(BIN)/ruff check agentd tests benchmarks
+	$(BIN)/mypy --strict agentd
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint pytest
+
+bench: setup
+	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/state_store.py
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

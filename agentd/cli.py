@@ -1,0 +1,157 @@
+"""The ``agentd`` command (DESIGN.md §4): parses arguments and hands off to the packages.
+
+Each subcommand names its handler as ``"module:function"`` and imports it only when used, so
+``agentd ctl ping`` starts fast. A handler takes the parsed arguments and returns the exit
+code: 0 done, 1 the work failed, 2 bad usage or configuration (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agentd import __version__
+from agentd.errors import AgentdError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+ADMIN_COMMANDS = (
+    "ping", "help", "status", "stats", "pause", "resume", "drain", "reload", "shutdown",
+    "submit", "cancel", "actors", "tail",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (its default prints the whole usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"agentd: {message} (see {self.prog} --help)\n")
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None,
+                   help="agentd.yaml (default: $AGENTD_CONFIG, else configs/agentd.yaml)")
+
+
+def _add(sub: argparse._SubParsersAction[_Parser], name: str, handler: str,
+         help_: str) -> _Parser:
+    p: _Parser = sub.add_parser(name, help=help_, description=help_)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _data_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    data = sub.add_parser("data", help="dataset ingestion and task building")
+    dsub = data.add_subparsers(dest="data_cmd", required=True, parser_class=_Parser)
+    for name, help_ in (("fetch", "download and unpack the catalog's sources"),
+                        ("build", "build verified tasks from fetched sources"),
+                        ("stats", "print and write per-split statistics"),
+                        ("verify", "re-check raw hashes and re-verify a sample of tasks")):
+        p = _add(dsub, name, f"agentd.datasets.commands:{name}_command", help_)
+        _config_arg(p)
+        p.add_argument("names", nargs="*", help="catalog entries (default: all enabled)")
+        if name == "verify":
+            p.add_argument("--sample", type=int, default=50, help="tasks to re-verify per split")
+        if name == "build":
+            p.add_argument("--limit", type=int, default=None, help="stop after N tasks (smoke)")
+
+
+def _ctl_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = _add(sub, "ctl", "agentd.daemon.ctl:ctl_command", "talk to a running daemon")
+    _config_arg(p)
+    p.add_argument("--socket", type=Path, default=None, help="admin socket path")
+    p.add_argument("--json", action="store_true", help="print the raw JSON result")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
+    p.add_argument("command", choices=ADMIN_COMMANDS, metavar="COMMAND",
+                   help=" ".join(ADMIN_COMMANDS))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="command arguments (key=value ...)")
+
+
+def _engine_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = _add(sub, "check", "agentd.daemon.doctor:check_command", "check configs, tools and jail")
+    _config_arg(p)
+    p = _add(sub, "serve", "agentd.daemon.daemon:serve_command", "run the daemon")
+    _config_arg(p)
+    p = _add(sub, "run", "agentd.daemon.foreground:run_command",
+             "run the engine in the foreground until the work is done")
+    _config_arg(p)
+    p.add_argument("--split", default=None, help="train|dev|test (default from config)")
+    p.add_argument("--policy", default=None, help="reference|actor|teacher")
+    p.add_argument("--limit", type=int, default=None, help="at most N tasks")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per task")
+    p.add_argument("--run-id", default=None, help="name of the run (default: generated)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    sb = sub.add_parser("sandbox", help="run actions in the jail")
+    ssub = sb.add_subparsers(dest="sandbox_cmd", required=True, parser_class=_Parser)
+    p = _add(ssub, "exec", "agentd.sandbox.commands:exec_command",
+             "run one action in the jail and print the SandboxResult as JSON")
+    _config_arg(p)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--action", required=True, help="a JSON file, or - for stdin")
+    p.add_argument("--task-id", default="adhoc", help="names the sandbox log file")
+
+    st = sub.add_parser("state", help="inspect the state store")
+    stsub = st.add_subparsers(dest="state_cmd", required=True, parser_class=_Parser)
+    p = _add(stsub, "dump", "agentd.state.commands:dump_command", "print a task's state")
+    _config_arg(p)
+    p.add_argument("task_id")
+    p.add_argument("--episode", type=int, default=0)
+    p.add_argument("--run-id", default=None)
+
+    tr = sub.add_parser("trajectories", help="check and export trajectory files")
+    tsub = tr.add_subparsers(dest="traj_cmd", required=True, parser_class=_Parser)
+    for name, help_ in (("stats", "counts per run, policy and reward"),
+                        ("verify", "duplicates, gaps, schema errors, torn lines"),
+                        ("export", "write jsonl, parquet or SRL step data")):
+        p = _add(tsub, name, f"agentd.trajectories.commands:{name}_command", help_)
+        _config_arg(p)
+        p.add_argument("paths", nargs="+", type=Path)
+        if name == "export":
+            p.add_argument("--format", choices=("jsonl", "parquet", "srl"), default="jsonl")
+            p.add_argument("--out", type=Path, required=True)
+            p.add_argument("--verified-only", action="store_true")
+            p.add_argument("--policy", default=None)
+            p.add_argument("--split", default=None)
+
+    p = _add(sub, "report", "agentd.reports.commands:report_command",
+             "write reports/teacher/metrics.md and charts")
+    _config_arg(p)
+    p.add_argument("--run-id", default=None)
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="agentd", description="Collect verified ast-grep trajectories.")
+    parser.add_argument("--version", action="version", version=f"agentd {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    _engine_parsers(sub)
+    _ctl_parser(sub)
+    _data_parsers(sub)
+    _tool_parsers(sub)
+    return parser
+
+
+def _resolve(spec: str) -> Handler:
+    module, _, name = spec.partition(":")
+    fn: Handler = getattr(importlib.import_module(module), name)
+    return fn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _resolve(args.handler)(args)
+    except UsageError as exc:
+        print(f"agentd: {exc}", file=sys.stderr)
+        return 2
+    except AgentdError as exc:
+        print(f"agentd: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("agentd: interrupted", file=sys.stderr)
+        return 130

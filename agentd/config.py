@@ -1,0 +1,433 @@
+"""Typed configuration for every file in ``configs/``.
+
+``load_settings(path)`` reads ``agentd.yaml`` and the files it names, validates each with a
+pydantic model (unknown keys are errors) and resolves every relative path against the project
+root — never the working directory. A bad value raises ``ConfigError`` with one line naming
+the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentd.errors import ConfigError
+
+DEFAULT_CONFIG = Path("configs/agentd.yaml")
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- agentd.yaml
+
+
+class PathsConfig(_Model):
+    """Where the daemon keeps its files; relative paths are under the project root."""
+
+    state_dir: Path = Path("data")
+    database: Path = Path("data/state.sqlite3")
+    lock_file: Path = Path("data/agentd.lock")
+    workspaces: Path = Path("data/workspaces")
+    raw_data: Path = Path("data/raw")
+    processed_data: Path = Path("data/processed")
+    logs: Path = Path("logs")
+    trajectories: Path = Path("trajectories/raw")
+    reports: Path = Path("reports")
+
+
+class AdminConfig(_Model):
+    socket: Path = Path("data/run/admin.sock")
+    admin_group: str | None = None
+    max_request_bytes: int = Field(default=65536, ge=1024, le=1 << 20)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+    max_clients: int = Field(default=32, ge=1, le=1024)
+
+
+class LoggingConfig(_Model):
+    file: Path = Path("logs/agentd.jsonl")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=4096)
+    backups: int = Field(default=5, ge=0, le=100)
+
+
+class DaemonConfig(_Model):
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+    shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    status_interval_s: float = Field(default=5.0, gt=0)
+
+
+class EpisodesConfig(_Model):
+    concurrency: int = Field(default=4, ge=1, le=256)
+    max_steps: int = Field(default=8, ge=1, le=64)
+    step_timeout_s: float = Field(default=180.0, gt=0)
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    episode_timeout_s: float = Field(default=1200.0, gt=0)
+    default_policy: str = "reference"
+    default_split: str = "dev"
+    episodes_per_task: int = Field(default=1, ge=1, le=64)
+
+
+class QueueConfig(_Model):
+    lease_s: float = Field(default=600.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+
+
+class WriterConfig(_Model):
+    queue_size: int = Field(default=1024, ge=1)
+    batch_max_records: int = Field(default=256, ge=1)
+    batch_max_bytes: int = Field(default=1 << 20, ge=1024)
+    flush_interval_s: float = Field(default=0.2, gt=0)
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_s: float = Field(default=1.0, gt=0)
+    rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+
+
+class StateConfig(_Model):
+    token_budget: int = Field(default=800, ge=400, le=800)
+    history_max: int = Field(default=3, ge=1, le=16)
+    item_max_chars: int = Field(default=256, ge=16, le=4096)
+    list_max_items: int = Field(default=8, ge=1, le=64)
+    tokenizer_json: Path | None = None
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    busy_timeout_ms: int = Field(default=10000, ge=0)
+
+
+class MetricsConfig(_Model):
+    prometheus_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class FilesConfig(_Model):
+    """The other config files, relative to the project root."""
+
+    sandbox: Path = Path("configs/sandbox.yaml")
+    actors: Path = Path("configs/vllm_actors.yaml")
+    datasets: Path = Path("configs/datasets.yaml")
+    prompts: Path = Path("configs/prompts.yaml")
+    teacher_prompts: Path = Path("configs/teacher_prompts.yaml")
+
+
+class AgentdConfig(_Model):
+    """``configs/agentd.yaml``."""
+
+    root: Path = Path("..")
+    paths: PathsConfig = PathsConfig()
+    admin: AdminConfig = AdminConfig()
+    logging: LoggingConfig = LoggingConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    episodes: EpisodesConfig = EpisodesConfig()
+    queue: QueueConfig = QueueConfig()
+    writer: WriterConfig = WriterConfig()
+    state: StateConfig = StateConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    files: FilesConfig = FilesConfig()
+
+
+# ---------------------------------------------------------------- sandbox.yaml
+
+
+class SandboxLimits(_Model):
+    cpu_seconds: int = Field(default=10, ge=1, le=3600)
+    wall_seconds: float = Field(default=20.0, gt=0, le=3600)
+    address_space_mb: int = Field(default=2048, ge=64)
+    file_size_mb: int = Field(default=16, ge=1)
+    open_files: int = Field(default=256, ge=16)
+    processes: int = Field(default=64, ge=1)
+    workspace_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    workspace_files: int = Field(default=2000, ge=1)
+    output_bytes: int = Field(default=1024 * 1024, ge=1024)
+    result_text_bytes: int = Field(default=16 * 1024, ge=256)
+    diff_bytes: int = Field(default=256 * 1024, ge=1024)
+    action_bytes: int = Field(default=64 * 1024, ge=256)
+    read_file_bytes: int = Field(default=64 * 1024, ge=256)
+    max_matches: int = Field(default=500, ge=1)
+
+
+class SandboxConfig(_Model):
+    """``configs/sandbox.yaml``."""
+
+    jailer: Literal["bwrap", "firejail", "nsjail", "none"] = "bwrap"
+    allow_unjailed: bool = False
+    binaries: list[str] = ["ast-grep", "python", "pytest"]
+    uid: int = Field(default=65534, ge=1)
+    gid: int = Field(default=65534, ge=1)
+    seccomp: bool = True
+    concurrency: int = Field(default=0, ge=0, le=256)
+    limits: SandboxLimits = SandboxLimits()
+    log_dir: Path = Path("logs/sandbox")
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(default=3, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _none_needs_consent(self) -> SandboxConfig:
+        if self.jailer == "none" and not self.allow_unjailed:
+            raise ValueError("jailer 'none' runs actions unjailed; set allow_unjailed: true")
+        return self
+
+
+# ---------------------------------------------------------------- vllm_actors.yaml
+
+
+class ActorConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    scheme: Literal["http", "https"] = "http"
+    gpu_ids: list[int] = []
+    served_model_name: str = "qwen3-14b-awq"
+    model: str = "Qwen/Qwen3-14B-AWQ"
+    quantization: str | None = "awq"
+    tensor_parallel_size: int = Field(default=1, ge=1, le=16)
+    max_model_len: int = Field(default=8192, ge=256)
+    max_concurrent_requests: int = Field(default=16, ge=1, le=1024)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+class ClientConfig(_Model):
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+    backoff_base_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_reset_s: float = Field(default=15.0, gt=0)
+    health_interval_s: float = Field(default=10.0, gt=0)
+
+
+class SamplingConfig(_Model):
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=1024, ge=1, le=32768)
+    seed: int | None = 0
+    structured_output: bool = True
+
+
+class TeacherEndpoint(_Model):
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    price_prompt_per_m: float = Field(default=0.0, ge=0)
+    price_completion_per_m: float = Field(default=0.0, ge=0)
+    max_concurrent_requests: int = Field(default=8, ge=1, le=1024)
+
+
+class TeachersConfig(_Model):
+    primary: TeacherEndpoint = TeacherEndpoint(
+        name="minimax-m2", base_url="https://api.minimax.io/v1", model="MiniMax-M2",
+        api_key_env="MINIMAX_API_KEY", price_prompt_per_m=0.3, price_completion_per_m=1.2,
+    )
+    fallback: TeacherEndpoint | None = TeacherEndpoint(
+        name="glm-4.6", base_url="https://api.z.ai/api/paas/v4", model="glm-4.6",
+        api_key_env="ZAI_API_KEY", price_prompt_per_m=0.6, price_completion_per_m=2.2,
+    )
+    sampling: SamplingConfig = SamplingConfig(temperature=0.2, structured_output=False)
+
+
+class ActorsConfig(_Model):
+    """``configs/vllm_actors.yaml``."""
+
+    actors: list[ActorConfig] = []
+    client: ClientConfig = ClientConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    teachers: TeachersConfig = TeachersConfig()
+
+
+# ---------------------------------------------------------------- datasets.yaml
+
+
+class _DatasetBase(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    license: str
+    enabled: bool = True
+    version: str = ""
+
+
+class LocalTreeDataset(_DatasetBase):
+    kind: Literal["local_tree"]
+    source: str = "stdlib"  # "stdlib" = the running CPython's standard library
+
+
+class PypiSdistDataset(_DatasetBase):
+    kind: Literal["pypi_sdist"]
+    source: str  # the project name on PyPI
+    version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class HttpArchiveDataset(_DatasetBase):
+    kind: Literal["http_archive"]
+    source: str  # the archive's URL
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    allow_http: bool = False
+
+
+DatasetEntry = Annotated[
+    LocalTreeDataset | PypiSdistDataset | HttpArchiveDataset, Field(discriminator="kind")
+]
+
+
+class BuildConfig(_Model):
+    seed: int = 20261127
+    split_ratios: dict[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
+    max_file_bytes: int = Field(default=48 * 1024, ge=256)
+    min_file_bytes: int = Field(default=64, ge=0)
+    max_tasks_per_recipe_per_dataset: int = Field(default=400, ge=1)
+    max_steps: int = Field(default=8, ge=1, le=64)
+    workers: int = Field(default=0, ge=0, le=64)
+
+
+class DownloadConfig(_Model):
+    total_timeout_s: float = Field(default=300.0, gt=0)
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    allow_loopback_for_tests: bool = False
+
+
+class ExtractConfig(_Model):
+    max_total_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    max_members: int = Field(default=100_000, ge=1)
+    max_ratio: float = Field(default=200.0, gt=1)
+
+
+class DatasetsConfig(_Model):
+    """``configs/datasets.yaml``."""
+
+    datasets: list[DatasetEntry] = []
+    build: BuildConfig = BuildConfig()
+    download: DownloadConfig = DownloadConfig()
+    extract: ExtractConfig = ExtractConfig()
+
+
+# ---------------------------------------------------------------- prompts, teacher_prompts
+
+
+class PromptTemplates(_Model):
+    """``configs/prompts.yaml`` and ``configs/teacher_prompts.yaml``: str.format templates."""
+
+    version: str = "1"
+    system: str = ""
+    task: str = ""
+    state: str = "{state}"
+    observation: str = ""
+    format_reminder: str = ""
+    few_shot: int = Field(default=0, ge=0, le=16)
+
+    @property
+    def template_hash(self) -> str:
+        blob = self.model_dump_json().encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- loading
+
+
+class Settings(_Model):
+    """Everything the daemon reads at start (and again on SIGHUP)."""
+
+    config_path: Path
+    root: Path
+    agentd: AgentdConfig
+    sandbox: SandboxConfig
+    actors: ActorsConfig
+    datasets: DatasetsConfig
+    prompts: PromptTemplates
+    teacher_prompts: PromptTemplates
+    config_hash: str
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured path against the project root."""
+        return p if p.is_absolute() else (self.root / p)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    more = len(err.errors()) - 1
+    tail = f"; and {more} more" if more else ""
+    return f"{path}: {where}: {first['msg']}{shown}{tail}"
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_model(model: type[M], path: Path, *, missing_ok: bool = False) -> M:
+    """Read and validate one YAML file into ``model``; an empty or absent file is defaults."""
+    if missing_ok and not path.exists():
+        return model()
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("AGENTD_CONFIG")
+    if env:
+        return Path(env)
+    local = Path.cwd() / DEFAULT_CONFIG
+    return local if local.exists() else PACKAGE_ROOT / DEFAULT_CONFIG
+
+
+def _hash_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(str(p.name).encode())
+        digest.update(p.read_bytes() if p.exists() else b"")
+    return digest.hexdigest()[:16]
+
+
+def load_settings(config_path: Path | None = None) -> Settings:
+    """Load ``agentd.yaml`` and every file it names; raise ``ConfigError`` on any problem."""
+    path = (config_path or default_config_path()).absolute()
+    main = load_model(AgentdConfig, path)
+    root = (path.parent / main.root).resolve() if not main.root.is_absolute() else main.root
+    files = main.files
+
+    def sub(p: Path) -> Path:
+        return p if p.is_absolute() else root / p
+
+    sandbox = load_model(SandboxConfig, sub(files.sandbox), missing_ok=True)
+    actors = load_model(ActorsConfig, sub(files.actors), missing_ok=True)
+    datasets = load_model(DatasetsConfig, sub(files.datasets), missing_ok=True)
+    prompts = load_model(PromptTemplates, sub(files.prompts), missing_ok=True)
+    teacher = load_model(PromptTemplates, sub(files.teacher_prompts), missing_ok=True)
+    all_files = [path, *(sub(p) for p in files.model_dump().values())]
+    return Settings(
+        config_path=path, root=root, agentd=main, sandbox=sandbox, actors=actors,
+        datasets=datasets, prompts=prompts, teacher_prompts=teacher,
+        config_hash=_hash_files(all_files),
+    )
