@@ -1,0 +1,93 @@
+"""The output protocol as a regular expression for constrained decoding.
+
+``structured_output_regex()`` is sent as vLLM's ``structured_outputs: {"regex": ...}``. It is
+generated from the ``Action`` union itself (one alternative per tool, its fields in declaration
+order — the order ``protocol.render`` writes them, optional fields optional), so a new tool or
+field shows up here without an edit. It uses only the regex subset that vLLM's backends
+(xgrammar, outlines) translate: character classes, ``(…)`` groups, ``|``, ``?``, ``*`` and
+``{m,n}`` — no lookarounds, no backreferences, no non-capturing groups.
+
+The shape it forces:
+* ``<think>`` bounded free text without ``<`` (so the block cannot be closed early or nested);
+* ``<action>`` one of the tool JSON objects, string fields as JSON strings (escapes allowed,
+  raw control characters not), ``paths`` as a bounded list, line numbers as positive integers;
+* ``<state_update>`` a flat JSON object of state fields whose values are a string or a list of
+  strings.
+
+Everything the regex accepts is accepted by ``protocol.parse`` (tested); the converse does not
+hold — the parser also takes other key orders and whitespace.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Sequence
+
+import msgspec
+
+from agentd.records import Action
+
+THINK_MAX_CHARS = 2000
+PATHS_MAX = 16
+STATE_FIELDS = (
+    "goals", "constraints", "decisions", "hypotheses", "history", "open_issues", "next_focus",
+)
+
+JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+JSON_INT = r"[1-9][0-9]{0,8}"
+_SEP = "[ ]?"  # one optional space after ':' and ',' — the compact and the spaced style
+
+
+def structured_output_regex(
+    *, think_max_chars: int = THINK_MAX_CHARS, state_fields: Sequence[str] = STATE_FIELDS
+) -> str:
+    """The regex of one well-formed completion (see the module docstring)."""
+    think = f"<think>[^<]{{1,{think_max_chars}}}</think>"
+    action = f"<action>{action_regex()}</action>"
+    state = f"<state_update>{state_update_regex(state_fields)}</state_update>"
+    return rf"{think}\n{action}\n{state}"
+
+
+def structured_outputs(**kwargs: typing.Any) -> dict[str, str]:
+    """The ``structured_outputs`` request field: ``{"regex": structured_output_regex()}``."""
+    return {"regex": structured_output_regex(**kwargs)}
+
+
+def action_regex() -> str:
+    """One alternative per tool of the ``Action`` union."""
+    return "(" + "|".join(_tool_regex(cls) for cls in typing.get_args(Action)) + ")"
+
+
+def state_update_regex(state_fields: Sequence[str] = STATE_FIELDS) -> str:
+    """A flat object ``{"field": "text" | ["text", …], …}`` (possibly empty)."""
+    key = '"(' + "|".join(state_fields) + ')"'
+    value = f"({JSON_STRING}|{_list(JSON_STRING, None)})"
+    member = f"{key}:{_SEP}{value}"
+    return rf"\{{({member}(,{_SEP}{member})*)?\}}"
+
+
+def _tool_regex(cls: type[msgspec.Struct]) -> str:
+    tag = cls.__struct_config__.tag
+    parts = [f'"tool":{_SEP}"{tag}"']
+    for field in msgspec.structs.fields(cls):
+        member = f'"{field.encode_name}":{_SEP}{_value_regex(field.type)}'
+        parts.append(f",{_SEP}{member}" if field.required else f"(,{_SEP}{member})?")
+    return r"\{" + "".join(parts) + r"\}"
+
+
+def _value_regex(annotation: object) -> str:
+    """Regex of a field's JSON value; ``X | None`` fields are simply omitted when absent."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    base = args[0] if args else annotation
+    if base is str:
+        return JSON_STRING
+    if base is int:
+        return JSON_INT
+    if typing.get_origin(base) is list and typing.get_args(base) == (str,):
+        return _list(JSON_STRING, PATHS_MAX)
+    raise TypeError(f"no regex for field type {annotation!r}")
+
+
+def _list(item: str, max_items: int | None) -> str:
+    more = "*" if max_items is None else f"{{0,{max_items - 1}}}"
+    return rf"\[({item}(,{_SEP}{item}){more})?\]"
