@@ -1,0 +1,377 @@
+"""The engine: queue → episode workers → trajectory writer, shared by ``serve`` and ``run``.
+
+Exactly-once is built on one rule: a step is *acknowledged* when one SQLite transaction has
+saved its state (compare-and-swap), advanced its queue row (fenced by the lease id) and put its
+trajectory record into the ``outbox`` table. The writer then appends outbox records to the
+JSONL shards in commit order and deletes them once durable. After a crash, ``open()`` cuts any
+torn line, finds the last record that reached the shard, drops the outbox rows up to it and
+writes the rest — so no acknowledged step is lost and none is written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup
+
+from agentd.config import Settings
+from agentd.daemon.metrics import Metrics
+from agentd.daemon.queue import Lease, TaskQueue
+from agentd.datasets import load_tasks, tasks_path
+from agentd.episode.runner import EpisodeRunner
+from agentd.errors import AgentdError, PolicyError, UsageError
+from agentd.logging import get_logger, log_context
+from agentd.policies.base import Policy
+from agentd.policies.reference import ReferencePolicy
+from agentd.records import Task, TrajectoryRecord
+from agentd.sandbox import Sandbox
+from agentd.state import EstimateCounter, State, StateStore, TokenCounter
+from agentd.trajectories.writer import TrajectoryWriter, last_record_key
+
+log = get_logger(__name__)
+_record_decoder = msgspec.json.Decoder(TrajectoryRecord)
+_record_encoder = msgspec.json.Encoder()
+
+
+class LeaseLostError(AgentdError):
+    """The queue row is no longer ours (the watchdog requeued it); the step was not committed."""
+
+
+class Engine:
+    """Owns the database, queue, sandbox, policies, writer and the episode workers."""
+
+    def __init__(self, settings: Settings, *, boot_id: str | None = None) -> None:
+        self.settings = settings
+        self.boot_id = boot_id or uuid.uuid4().hex[:12]
+        self.metrics = Metrics()
+        self.store: StateStore | None = None
+        self.queue: TaskQueue | None = None
+        self.writer: TrajectoryWriter | None = None
+        self.sandbox = Sandbox(settings.sandbox, workspaces_dir=self._path("workspaces"),
+                               log_dir=settings.path(settings.sandbox.log_dir))
+        self.counter: TokenCounter = EstimateCounter()
+        self._policies: dict[str, Policy] = {}
+        self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
+        self._in_flight: dict[str, Lease] = {}
+        self._paused = False
+        self._resumed = anyio.Event()
+        self._draining = False
+        self.only_run: str | None = None  # `agentd run` works on its own run only
+        self._commit_lock = anyio.Lock()
+        self._episodes_scope = anyio.CancelScope()
+        self._started = time.time()
+
+    def _path(self, name: str) -> Path:
+        path: Path = getattr(self.settings.agentd.paths, name)
+        return self.settings.path(path)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def open(self) -> dict[str, int]:
+        """Open the database, requeue stale leases and recover the outbox; returns counts."""
+        db_path = self._path("database")
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = await StateStore.open(db_path, self.settings.agentd.state)
+        q = self.settings.agentd.queue
+        self.queue = TaskQueue(self.store.transaction, boot_id=self.boot_id, lease_s=q.lease_s,
+                               max_attempts=q.max_attempts)
+        await self.queue.create_schema()
+        requeued = await self.queue.recover()
+        self.writer = TrajectoryWriter(self._path("trajectories"), self.settings.agentd.writer,
+                                       on_durable=self._on_durable)
+        pending = await self._recover_outbox()
+        log.info("engine.recovered", requeued_leases=requeued, outbox_pending=len(pending))
+        self._pending = pending
+        return {"requeued_leases": requeued, "outbox_pending": len(pending)}
+
+    async def start(self, tg: TaskGroup) -> None:
+        """Start the writer (replaying the outbox first), the dispatcher and the watchdog."""
+        assert self.writer is not None
+        await tg.start(self._run_writer)
+        for record in self._pending:
+            await self.writer.put(record)
+        self._pending = []
+        tg.start_soon(self._dispatch, tg)
+        tg.start_soon(self._watchdog)
+
+    async def _run_writer(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        assert self.writer is not None
+        task_status.started()
+        await self.writer.run()
+
+    async def drain(self, timeout: float) -> int:
+        """Stop leasing, let in-flight steps finish; returns how many episodes were cut off."""
+        self._draining = True
+        self._resumed.set()
+        with anyio.move_on_after(timeout):
+            while self._in_flight:
+                await anyio.sleep(0.05)
+        abandoned = len(self._in_flight)
+        self._episodes_scope.cancel()
+        for lease in list(self._in_flight.values()):
+            await self._release(lease)
+        return abandoned
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+        for policy in self._policies.values():
+            await policy.aclose()
+        if self.store is not None:
+            await self.store.close()
+
+    def reload(self, new: Settings) -> dict[str, Any]:
+        """Apply what can change live (concurrency); list what needs a restart."""
+        old = self.settings
+        changes: dict[str, Any] = {}
+        if new.agentd.episodes.concurrency != old.agentd.episodes.concurrency:
+            self._slots.total_tokens = new.agentd.episodes.concurrency
+            changes["episodes.concurrency"] = new.agentd.episodes.concurrency
+        restart = [name for name in ("paths", "admin", "writer", "state")
+                   if getattr(new.agentd, name) != getattr(old.agentd, name)]
+        if new.sandbox != old.sandbox:
+            restart.append("sandbox")
+        self.settings = new
+        changes["needs_restart"] = restart
+        changes["config_hash"] = new.config_hash
+        return changes
+
+    # ---------------------------------------------------------------- control
+
+    def pause(self) -> None:
+        self._paused = True
+        self._resumed = anyio.Event()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._resumed.set()
+
+    async def submit(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Queue tasks (admin ``submit``): by split, ids or a tasks file, × episodes."""
+        assert self.queue is not None
+        episodes = int(args.get("episodes", self.settings.agentd.episodes.episodes_per_task))
+        policy = str(args.get("policy", self.settings.agentd.episodes.default_policy))
+        if policy not in ("reference", "actor", "teacher"):
+            raise UsageError(f"unknown policy {policy!r} (reference, actor, teacher)")
+        run_id = str(args.get("run_id") or new_run_id(policy))
+        tasks = await anyio.to_thread.run_sync(self._select_tasks, args)
+        added = await self.queue.submit(run_id, tasks, episodes=episodes, policy=policy)
+        log.info("engine.submitted", run_id=run_id, tasks=len(tasks), episodes=added)
+        return {"run_id": run_id, "tasks": len(tasks), "episodes_added": added, "policy": policy}
+
+    def _select_tasks(self, args: dict[str, Any]) -> list[Task]:
+        split = str(args.get("split", self.settings.agentd.episodes.default_split))
+        path = args.get("tasks_file")
+        source = self.settings.path(_as_path(path)) if path else tasks_path(self.settings, split)
+        if not source.exists():
+            raise UsageError(f"no tasks at {source} (run `agentd data build` first)")
+        wanted = set(args.get("task_ids") or [])
+        limit = int(args["limit"]) if args.get("limit") is not None else None
+        tasks: list[Task] = []
+        for task in load_tasks(source):
+            if wanted and task.task_id not in wanted:
+                continue
+            tasks.append(task)
+            if limit is not None and len(tasks) >= limit:
+                break
+        return tasks
+
+    async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.queue is not None
+        if not args.get("run_id"):
+            raise UsageError("cancel needs run_id=")
+        n = await self.queue.cancel(str(args["run_id"]), list(args.get("task_ids") or []))
+        return {"cancelled": n}
+
+    # ---------------------------------------------------------------- dispatch
+
+    async def _dispatch(self, tg: TaskGroup) -> None:
+        assert self.queue is not None
+        poll = self.settings.agentd.queue.poll_interval_s
+        with self._episodes_scope:
+            async with anyio.create_task_group() as episodes:
+                while not self._draining:
+                    if self._paused:
+                        await self._resumed.wait()
+                        continue
+                    await self._slots.acquire()
+                    leases = [] if self._draining else await self.queue.lease(
+                        1, run_id=self.only_run)
+                    if not leases:
+                        self._slots.release()
+                        await anyio.sleep(poll)
+                        continue
+                    self._in_flight[_key(leases[0])] = leases[0]
+                    episodes.start_soon(self._episode, leases[0])
+
+    async def _episode(self, lease: Lease) -> None:
+        assert self.queue is not None
+        with log_context(run_id=lease.run_id, task_id=lease.task_id, episode=lease.episode):
+            try:
+                outcome = await self._runner().run(lease)
+            except LeaseLostError:
+                log.warning("episode.lease_lost")
+                self._in_flight.pop(_key(lease), None)
+                return
+            except (PolicyError, TimeoutError, AgentdError) as exc:
+                status = await self.queue.finish(lease, error=f"{type(exc).__name__}: {exc}")
+                self.metrics.inc(f"episodes_{status}")
+                log.warning("episode.failed", error=str(exc), status=status)
+            else:
+                if outcome == "released":
+                    await self.queue.release(lease)
+                else:
+                    await self.queue.finish(lease)
+                    self.metrics.inc("episodes_done")
+            finally:
+                self._in_flight.pop(_key(lease), None)
+                self._slots.release()
+
+    def _runner(self) -> EpisodeRunner:
+        assert self.store is not None
+        return EpisodeRunner(
+            settings=self.settings, sandbox=self.sandbox, store=self.store,
+            policy_for=self.policy, counter=self.counter, commit=self.commit_step,
+            metrics=self.metrics, should_stop=lambda: self._draining,
+            ast_grep_version=self.sandbox.ast_grep_version)
+
+    async def policy(self, name: str) -> Policy:
+        """The policy for ``name``, built once (connection pools are shared by episodes)."""
+        if name not in self._policies:
+            if name == "reference":
+                self._policies[name] = ReferencePolicy()
+            else:
+                from agentd.policies.factory import build_policy
+
+                self._policies[name] = build_policy(name, self.settings)
+        return self._policies[name]
+
+    async def _watchdog(self) -> None:
+        assert self.queue is not None
+        while True:
+            await anyio.sleep(max(5.0, self.settings.agentd.queue.lease_s / 10))
+            n = await self.queue.requeue_expired()
+            if n:
+                self.metrics.inc("leases_expired", n)
+                log.warning("engine.requeued_stalled", episodes=n)
+
+    async def _release(self, lease: Lease) -> None:
+        assert self.queue is not None
+        with anyio.CancelScope(shield=True):
+            await self.queue.release(lease)
+        self._in_flight.pop(_key(lease), None)
+
+    # ---------------------------------------------------------------- exactly-once commit
+
+    async def commit_step(self, lease: Lease, step: int, state: State, version: int,
+                          record: TrajectoryRecord, files: dict[str, str], done: bool) -> None:
+        """State, queue progress and the outbox row in one transaction, then to the writer.
+
+        The writer is fed under the same lock, so shards follow commit order — recovery relies
+        on that.
+        """
+        assert self.store is not None and self.queue is not None and self.writer is not None
+        async with self._commit_lock:
+            with anyio.CancelScope(shield=True):
+                async with self.store.transaction() as db:
+                    await self.store.save_in(db, lease.run_id, lease.task_id, lease.episode,
+                                             state, version)
+                    await db.execute(
+                        "INSERT INTO outbox(run_id, task_id, episode, step, record)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (*record.key, _record_encoder.encode(record)))
+                    if not await self.queue.advance_in(db, lease, step=step, files=files,
+                                                       done=done):
+                        raise LeaseLostError(f"lost the lease of {lease.task_id}:{lease.episode}")
+            await self.writer.put(record)
+
+    async def _on_durable(self, records: list[TrajectoryRecord]) -> None:
+        assert self.store is not None
+        async with self.store.transaction() as db:
+            await db.executemany(
+                "DELETE FROM outbox WHERE run_id=? AND task_id=? AND episode=? AND step=?",
+                [r.key for r in records])
+
+    async def _recover_outbox(self) -> list[TrajectoryRecord]:
+        """Drop outbox rows already in the shards; return the rest in commit order."""
+        assert self.store is not None
+        root = self._path("trajectories")
+        pending: list[TrajectoryRecord] = []
+        async with self.store.transaction() as db:
+            cur = await db.execute("SELECT DISTINCT run_id FROM outbox")
+            runs = [row[0] for row in await cur.fetchall()]
+            for run_id in runs:
+                key = await anyio.to_thread.run_sync(last_record_key, root / run_id)
+                if key is not None:
+                    await db.execute(
+                        "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"
+                        " WHERE run_id=? AND task_id=? AND episode=? AND step=?)",
+                        (run_id, *key))
+                cur = await db.execute(
+                    "SELECT record FROM outbox WHERE run_id=? ORDER BY seq", (run_id,))
+                pending += [_record_decoder.decode(row[0]) for row in await cur.fetchall()]
+        return pending
+
+    # ---------------------------------------------------------------- status
+
+    def quick_status(self) -> dict[str, Any]:
+        c = self.metrics.counters
+        state = "draining" if self._draining else "paused" if self._paused else "running"
+        return {"state": state, "in_flight": len(self._in_flight), "steps": c["steps"],
+                "verified_steps": c["verified_steps"]}
+
+    async def status(self) -> dict[str, Any]:
+        assert self.queue is not None and self.writer is not None
+        counts = await self.queue.counts()
+        c = self.metrics.counters
+        return {
+            **self.quick_status(),
+            "uptime_s": round(time.time() - self._started, 1),
+            "queue": counts,
+            "episodes": {"in_flight": len(self._in_flight),
+                         "concurrency": self._slots.total_tokens,
+                         "done": c["episodes_done"], "failed": c["episodes_queued"],
+                         "dead": c["episodes_dead"]},
+            "steps": {"total": c["steps"], "verified": c["verified_steps"],
+                      "parse_failures": c["parse_failures"],
+                      "sandbox_failures": c["sandbox_failures"],
+                      "final_matches": c["final_matches"]},
+            "dead_letters": await self.queue.dead_letters(5),
+            "writer": _as_dict(self.writer.statistics()),
+            "sandbox": _as_dict(self.sandbox.statistics()),
+            "latency_ms": self.metrics.snapshot()["histograms"],
+        }
+
+    def actor_statistics(self) -> Any:
+        out: dict[str, Any] = {}
+        for name, policy in self._policies.items():
+            stats = getattr(policy, "statistics", None)
+            out[name] = _as_dict(stats()) if callable(stats) else {"kind": policy.kind}
+        return out or {"note": "no LLM policy has been used yet"}
+
+
+def new_run_id(policy: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{policy}-{os.getpid() % 10000:04d}"
+
+
+def _key(lease: Lease) -> str:
+    return f"{lease.run_id}/{lease.task_id}/{lease.episode}"
+
+
+def _as_path(value: Any) -> Path:
+    return Path(str(value))
+
+
+def _as_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, msgspec.Struct):
+        return msgspec.to_builtins(obj)
+    return obj

@@ -1,0 +1,179 @@
+"""``agentd run``: the daemon's engine in the foreground, until its run's work is done.
+
+It builds the task corpus first when ``data/processed`` is missing, submits the split to a run
+of its own, shows a live progress line (a bar on a terminal, a line every few seconds
+otherwise), then drains, checks the run's trajectory shards and prints a summary.
+Ctrl-C drains like SIGTERM does for the daemon; the run can be resumed with ``--run-id``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from agentd.config import Settings, load_settings
+from agentd.daemon.engine import Engine, new_run_id
+from agentd.daemon.lock import StateLock
+from agentd.datasets import tasks_path
+from agentd.logging import get_logger, setup_logging, shutdown_logging
+
+log = get_logger(__name__)
+_BAR = 28
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    split: str
+    policy: str
+    limit: int | None
+    episodes: int
+    run_id: str
+    progress: bool
+
+
+class Progress:
+    """A one-line progress display: a bar on a TTY, a plain line every 5 s elsewhere."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.tty = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self._last = 0.0
+        self._started = time.monotonic()
+
+    def show(self, total: int, counts: dict[str, int], metrics: dict[str, int]) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not self.tty and now - self._last < 5.0):
+            return
+        self._last = now
+        finished = counts["done"] + counts["dead"] + counts["cancelled"] + counts["failed"]
+        rate = metrics["steps"] / max(now - self._started, 1e-6)
+        filled = int(_BAR * finished / total) if total else _BAR
+        line = (f"[{'#' * filled}{'.' * (_BAR - filled)}] {finished}/{total} episodes"
+                f" | {metrics['steps']} steps, {metrics['verified_steps']} verified"
+                f" | {rate:.1f} steps/s | {counts['dead']} dead, {metrics['errors']} errors")
+        sys.stderr.write(f"\r{line}\033[K" if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+async def ensure_corpus(settings: Settings, config: Path | None, split: str) -> None:
+    """Fetch and build the task corpus when the split's tasks are missing."""
+    if tasks_path(settings, split).exists():
+        return
+    from agentd.datasets.commands import build_command, fetch_command
+
+    print(f"agentd run: no tasks for split {split!r} yet; building the corpus first",
+          file=sys.stderr)
+    ns = argparse.Namespace(config=config, names=[], limit=None)
+    for step in (fetch_command, build_command):
+        code = await anyio.to_thread.run_sync(step, ns)
+        if code != 0:
+            raise SystemExit(code)
+
+
+async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[str, int]:
+    assert engine.queue is not None
+    progress = Progress(opts.progress)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, signals, tg.cancel_scope)
+            while True:
+                counts = await engine.queue.counts(opts.run_id)
+                c = engine.metrics.counters
+                progress.show(total, counts, {"steps": c["steps"],
+                                              "verified_steps": c["verified_steps"],
+                                              "errors": c["episodes_queued"] + c["episodes_dead"]})
+                if counts["queued"] + counts["leased"] == 0:
+                    tg.cancel_scope.cancel()
+                    break
+                await anyio.sleep(0.25)
+    progress.finish()
+    return await engine.queue.counts(opts.run_id)
+
+
+async def _stop_on_signal(signals: Any, scope: anyio.CancelScope) -> None:
+    async for _ in signals:
+        print("\nagentd run: interrupted; finishing the steps in flight", file=sys.stderr)
+        scope.cancel()
+        return
+
+
+async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]:
+    engine = Engine(settings)
+    engine.only_run = opts.run_id
+    await engine.open()
+    try:
+        async with anyio.create_task_group() as tg:
+            await engine.start(tg)
+            submitted = await engine.submit({"split": opts.split, "policy": opts.policy,
+                                             "limit": opts.limit, "episodes": opts.episodes,
+                                             "run_id": opts.run_id})
+            started = time.monotonic()
+            counts = await _wait_for_run(engine, opts, max(submitted["tasks"] * opts.episodes, 1))
+            await engine.drain(settings.agentd.daemon.drain_timeout_s)
+            elapsed = time.monotonic() - started
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.close()
+    c = engine.metrics.counters
+    return {"run_id": opts.run_id, "policy": opts.policy, "split": opts.split,
+            "tasks": submitted["tasks"], "episodes": counts, "steps": c["steps"],
+            "verified_steps": c["verified_steps"], "final_matches": c["final_matches"],
+            "parse_failures": c["parse_failures"], "sandbox_failures": c["sandbox_failures"],
+            "elapsed_s": round(elapsed, 1), "steps_per_s": round(c["steps"] / max(elapsed, 1e-6), 2),
+            "trajectories": str(settings.path(settings.agentd.paths.trajectories) / opts.run_id)}
+
+
+def _options(args: argparse.Namespace, settings: Settings) -> RunOptions:
+    ep = settings.agentd.episodes
+    policy = args.policy or ep.default_policy
+    return RunOptions(split=args.split or ep.default_split, policy=policy, limit=args.limit,
+                      episodes=args.episodes or ep.episodes_per_task,
+                      run_id=args.run_id or new_run_id(policy), progress=not args.no_progress)
+
+
+def _print_summary(summary: dict[str, Any], problems: list[str]) -> None:
+    eps = summary["episodes"]
+    print(f"run {summary['run_id']}: {summary['tasks']} tasks, {eps['done']} episodes done, "
+          f"{eps['dead']} dead, {eps['cancelled']} cancelled")
+    print(f"  steps {summary['steps']}, verified {summary['verified_steps']}, final matches "
+          f"{summary['final_matches']}, parse failures {summary['parse_failures']}, sandbox "
+          f"failures {summary['sandbox_failures']}")
+    print(f"  {summary['elapsed_s']} s, {summary['steps_per_s']} steps/s")
+    print(f"  trajectories: {summary['trajectories']} "
+          f"({'verify clean' if not problems else f'{len(problems)} problem(s)'})")
+    for problem in problems[:5]:
+        print(f"    {problem}")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    lg = settings.agentd.logging
+    setup_logging(settings.path(lg.file), level=lg.level, max_bytes=lg.max_bytes,
+                  backups=lg.backups, stderr=False)
+    opts = _options(args, settings)
+    lock = StateLock(settings.path(settings.agentd.paths.lock_file))
+    try:
+        anyio.run(ensure_corpus, settings, args.config, opts.split)
+        lock.acquire()
+        summary = anyio.run(run_foreground, settings, opts, backend="asyncio",
+                            backend_options={"use_uvloop": True})
+    finally:
+        lock.release()
+        shutdown_logging()
+    from agentd.trajectories.verify import verify_paths
+
+    problems = verify_paths([Path(summary["trajectories"])]).problems
+    _print_summary(summary, problems)
+    return 1 if problems or summary["episodes"]["dead"] else 0

@@ -1,0 +1,274 @@
+"""The step loop of one episode.
+
+Per step: load state → render prompt → generate → parse → sandbox → reward → merge state →
+commit (state, trajectory record and queue progress in one SQLite transaction). A parse
+failure, an invalid action or a rejected state update is *data* in the step's record, never an
+exception; only a policy that cannot answer (``PolicyError``) or a lost lease ends the episode
+early. Between steps the runner checks ``should_stop`` so a drain finishes the step in flight
+and hands the rest of the episode back to the queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import anyio
+import msgspec
+
+from agentd import __version__
+from agentd.config import PromptTemplates, Settings
+from agentd.daemon.metrics import Metrics
+from agentd.daemon.queue import Lease
+from agentd.episode import protocol
+from agentd.episode.prompts import RenderedPrompt, observation_from_result, render_prompt
+from agentd.episode.reward import is_verified, score_step
+from agentd.errors import EndpointTimeoutError
+from agentd.logging import get_logger, log_context
+from agentd.policies.base import GenerateRequest, Generation, Policy
+from agentd.records import (
+    Action,
+    PolicyInfo,
+    Provenance,
+    Reward,
+    SandboxResult,
+    Submit,
+    Task,
+    Timing,
+    TrajectoryRecord,
+    action_to_dict,
+)
+from agentd.sandbox import Sandbox
+from agentd.state import MergeResult, State, StateStore, TokenCounter, fit_budget, merge
+
+log = get_logger(__name__)
+
+Outcome = Literal["done", "released"]
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What one step leaves behind for the next."""
+
+    record: TrajectoryRecord
+    files: dict[str, str]
+    observation: str
+    done: bool
+
+
+@dataclass(frozen=True)
+class _Acted:
+    """The parsed output, what the sandbox did with it, and its reward."""
+
+    parsed: protocol.ParsedOutput | protocol.ParseError
+    result: SandboxResult | None
+    reward: Reward
+    files: dict[str, str]
+    observation: str
+    done: bool
+    sandbox_ms: float
+
+    @property
+    def action(self) -> Action | None:
+        return self.parsed.action if isinstance(self.parsed, protocol.ParsedOutput) else None
+
+    @property
+    def parse_error(self) -> str | None:
+        return None if isinstance(self.parsed, protocol.ParsedOutput) else self.parsed.feedback()
+
+
+class CommitStep(Protocol):
+    async def __call__(self, lease: Lease, step: int, state: State, version: int,
+                       record: TrajectoryRecord, files: dict[str, str], done: bool) -> None: ...
+
+
+@dataclass
+class EpisodeRunner:
+    """Runs leased episodes; shared by every worker of an engine."""
+
+    settings: Settings
+    sandbox: Sandbox
+    store: StateStore
+    policy_for: Callable[[str], Awaitable[Policy]]
+    counter: TokenCounter
+    commit: CommitStep
+    metrics: Metrics
+    should_stop: Callable[[], bool]
+    ast_grep_version: str = ""
+    _structured: dict[str, Any] = field(default_factory=dict)
+
+    async def run(self, lease: Lease) -> Outcome:
+        """Run ``lease`` from its next step to the end (or until asked to stop)."""
+        task = lease.task
+        files = lease.files if lease.files is not None else dict(task.files)
+        workspace = await self.sandbox.prepare_workspace(f"{task.task_id}-{lease.episode}", files)
+        try:
+            return await self._steps(lease, workspace, files)
+        finally:
+            await self.sandbox.cleanup(workspace)
+
+    async def _steps(self, lease: Lease, workspace: Path, files: dict[str, str]) -> Outcome:
+        policy = await self.policy_for(lease.policy)
+        observation = "" if lease.next_step == 0 else "(the episode resumed after a restart)"
+        max_steps = min(lease.task.max_steps, self.settings.agentd.episodes.max_steps)
+        for step in range(lease.next_step, max_steps):
+            if self.should_stop():
+                return "released"
+            with log_context(run_id=lease.run_id, task_id=lease.task_id,
+                             episode=lease.episode, step=step):
+                last = step == max_steps - 1
+                out = await self._step(lease, policy, workspace, files, observation, step, last)
+            files, observation = out.files, out.observation
+            if out.done:
+                return "done"
+        return "done"
+
+    async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: dict[str, str],
+                    observation: str, step: int, last: bool) -> StepOutcome:
+        with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
+            stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
+            fit = await fit_budget(stored.state, self.counter,
+                                   self.settings.agentd.state.token_budget)
+            prompt = render_prompt(self._templates(lease.policy), lease.task, fit.rendered,
+                                   observation or None, step)
+            request = self._request(lease, policy, prompt.messages, step)
+            generation = await self._generate(policy, request)
+            acted = await self._act(lease, workspace, files, generation, step, last)
+            merged = self._merge(fit.state, acted, step)
+            record = self._record(lease, policy, request, prompt, stored.state, generation,
+                                  acted, merged.rejected)
+            await self.commit(lease, step, merged.state, stored.version, record, acted.files,
+                              acted.done)
+        self._count(record)
+        return StepOutcome(record, acted.files, acted.observation, acted.done)
+
+    def _merge(self, state: State, acted: _Acted, step: int) -> MergeResult:
+        """The model's update, then one history line the runner writes itself."""
+        caps = self.settings.agentd.state
+        update = acted.parsed.state_update if isinstance(acted.parsed, protocol.ParsedOutput) \
+            else None
+        merged = merge(state, update, caps) if update is not None else MergeResult(state, [])
+        line = _history_line(step, acted)
+        again = merge(merged.state, {"history": [line]}, caps)
+        return MergeResult(again.state, [*merged.rejected, *again.rejected])
+
+    def _templates(self, policy_name: str) -> PromptTemplates:
+        s = self.settings
+        return s.teacher_prompts if policy_name == "teacher" else s.prompts
+
+    def _request(self, lease: Lease, policy: Policy, messages: list[dict[str, str]],
+                 step: int) -> GenerateRequest:
+        sampling = self.settings.actors.sampling
+        structured = None
+        if policy.kind == "actor" and sampling.structured_output:
+            structured = {"regex": protocol.structured_output_regex()}
+        seed = None if sampling.seed is None else sampling.seed + lease.episode
+        return GenerateRequest(messages=messages, task=lease.task, step=step,
+                               episode=lease.episode, seed=seed, structured_output=structured)
+
+    async def _generate(self, policy: Policy, request: GenerateRequest) -> Generation:
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(self.settings.agentd.episodes.llm_timeout_s):
+                generation = await policy.generate(request)
+        except TimeoutError:
+            self.metrics.inc("llm_timeouts")
+            raise EndpointTimeoutError("the policy did not answer in time") from None
+        self.metrics.observe("actor_latency", (time.perf_counter() - started) * 1000)
+        return generation
+
+    async def _act(self, lease: Lease, workspace: Path, files: dict[str, str],
+                   generation: Generation, step: int, last: bool) -> _Acted:
+        parsed = protocol.parse(generation.text)
+        task = lease.task
+        result: SandboxResult | None = None
+        action: Action | None = None
+        sandbox_ms = 0.0
+        if isinstance(parsed, protocol.ParsedOutput):
+            action = parsed.action
+            started = time.perf_counter()
+            result = await self.sandbox.apply_action(workspace, action, task_id=task.task_id,
+                                                     test_spec=task.test_spec)
+            sandbox_ms = (time.perf_counter() - started) * 1000
+            self.metrics.observe("sandbox_latency", sandbox_ms)
+        else:
+            self.metrics.inc("parse_failures")
+        current = await self.sandbox.read_files(workspace) if result is not None else files
+        reference = task.reference_actions[step] if step < len(task.reference_actions) else Submit()
+        reward = score_step(before=task.files, gold=task.gold, previous=files, current=current,
+                            action=action, result=result, reference=reference,
+                            format_ok=action is not None)
+        done = isinstance(action, Submit) or last
+        if done:
+            reward = await self._final_check(task, current, reward)
+        observation = observation_from_result(
+            result, parsed if isinstance(parsed, protocol.ParseError) else None)
+        return _Acted(parsed, result, reward, current, observation, done, sandbox_ms)
+
+    async def _final_check(self, task: Task, files: dict[str, str], reward: Reward) -> Reward:
+        """Episode end: re-verify the final files in a fresh workspace, read back no-follow."""
+        fresh = await self.sandbox.prepare_workspace(f"{task.task_id}-verify", files)
+        try:
+            reread = await self.sandbox.read_files(fresh)
+            tests_ok = True
+            if task.test_spec is not None:
+                tests_ok = (await self.sandbox.run_tests(fresh, task.test_spec,
+                                                         task_id=task.task_id)).passed
+        finally:
+            await self.sandbox.cleanup(fresh)
+        match = tests_ok and all(reread.get(p) == text for p, text in task.gold.items())
+        return msgspec.structs.replace(reward, final_match=reward.final_match and match)
+
+    def _record(self, lease: Lease, policy: Policy, request: GenerateRequest,
+                prompt: RenderedPrompt, state_before: State, generation: Generation,
+                acted: _Acted, rejected: list[str]) -> TrajectoryRecord:
+        return TrajectoryRecord(
+            run_id=lease.run_id, task_id=lease.task_id, episode=lease.episode,
+            step=request.step, split=lease.split,
+            policy=_policy_info(policy, request, generation),
+            prompt=prompt.text, state_before=dict(state_before.to_dict()),
+            model_output=protocol.model_output(generation.text, acted.parsed),
+            parse_error=acted.parse_error, state_rejected=rejected,
+            sandbox_result=acted.result, reward=acted.reward,
+            verified=is_verified(acted.reward, acted.result), done=acted.done,
+            timing=Timing(generate_ms=generation.total_ms, sandbox_ms=acted.sandbox_ms),
+            usage=generation.usage,
+            provenance=Provenance(config_hash=self.settings.config_hash,
+                                  template_hash=prompt.template_hash,
+                                  ast_grep_version=self.ast_grep_version,
+                                  agentd_version=__version__),
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        )
+
+    def _count(self, record: TrajectoryRecord) -> None:
+        self.metrics.inc("steps")
+        if record.verified:
+            self.metrics.inc("verified_steps")
+        if record.sandbox_result is not None and record.sandbox_result.error_kind != "none":
+            self.metrics.inc("sandbox_failures")
+        if record.done and record.reward.final_match:
+            self.metrics.inc("final_matches")
+
+
+def _policy_info(policy: Policy, request: GenerateRequest, generation: Generation) -> PolicyInfo:
+    """The policy's provenance, naming the endpoint that actually answered (fallbacks show)."""
+    info = policy.info(request)
+    return msgspec.structs.replace(
+        info, model=generation.model or info.model,
+        endpoint=generation.answered_by or generation.endpoint or info.endpoint)
+
+
+def _history_line(step: int, acted: _Acted) -> str:
+    if acted.action is None:
+        return f"step {step}: output rejected ({acted.parse_error or 'parse error'})"[:200]
+    tool = action_to_dict(acted.action)["tool"]
+    result = acted.result
+    if result is None:
+        return f"step {step}: {tool}"
+    changed = len(result.changed_files)
+    return (f"step {step}: {tool} -> exit {result.exit_code}, {result.error_kind}, "
+            f"{changed} file(s) changed, progress {acted.reward.progress:.2f}")
