@@ -118,6 +118,9 @@ def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
             p.add_argument("--verified-only", action="store_true")
             p.add_argument("--policy", default=None)
             p.add_argument("--split", default=None)
+            p.add_argument("--tasks", type=Path, action="append", default=None,
+                           help="tasks.jsonl file or dir for SRL context, repeatable "
+                                "(default: the configured processed data)")
 
     p = _add(sub, "report", "agentd.reports.commands:report_command",
              "write reports/teacher/metrics.md and charts")
