@@ -1,0 +1,132 @@
+"""The real daemon as a subprocess: lifecycle, signals, lock, sd_notify, ctl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class DaemonProcess:
+    """``agentd serve`` in a temporary project, with a notify socket we listen on."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "configs" / "agentd.yaml"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(root / "notify.sock"))
+        self.notify.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": str(root / "notify.sock"),
+               "WATCHDOG_USEC": "2000000"}
+        env.pop("AGENTD_SOCKET", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agentd", "serve", "--config", str(self.config)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def messages_until(self, wanted: str) -> list[str]:
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            msg = self.notify.recv(4096).decode()
+            seen.append(msg)
+            if wanted in msg.splitlines():
+                return seen
+        raise AssertionError(f"{wanted} not seen in {seen}")
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agentd", "ctl", "--config", str(self.config), *args],
+            capture_output=True, text=True, check=False, timeout=30)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        finally:
+            self.notify.close()
+            self.proc.stdout and self.proc.stdout.close()
+            self.proc.stderr and self.proc.stderr.close()
+        return code
+
+    def log_events(self) -> list[dict[str, object]]:
+        path = self.root / "logs" / "agentd.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def daemon(tmp_project: Path) -> Iterator[DaemonProcess]:
+    d = DaemonProcess(tmp_project)
+    try:
+        d.messages_until("READY=1")
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d.notify.close()
+
+
+class TestLifecycle:
+    def test_status_reload_and_graceful_stop(self, daemon: DaemonProcess) -> None:
+        """Start → ctl status → SIGHUP reload → SIGTERM drain → exit code 0."""
+        status = daemon.ctl("--json", "status")
+        assert status.returncode == 0, status.stderr
+        body = json.loads(status.stdout)
+        assert body["state"] == "running" and "queue" in body and "writer" in body
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.messages_until("RELOADING=1")
+        daemon.messages_until("READY=1")
+        assert daemon.ctl("ping").returncode == 0
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.messages_until("STOPPING=1")
+        assert daemon.stop() == 0
+        events = [e["event"] for e in daemon.log_events()]
+        assert "daemon.reloaded" in events and events[-1] == "daemon.stopped"
+
+    def test_watchdog_pings_arrive(self, daemon: DaemonProcess) -> None:
+        """With WATCHDOG_USEC set, WATCHDOG=1 arrives from the event loop."""
+        daemon.messages_until("WATCHDOG=1")
+        assert daemon.stop() == 0
+
+    def test_second_daemon_on_same_state_dir_refuses(self, daemon: DaemonProcess) -> None:
+        """A second daemon on the same state directory exits 2 with one clear line."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "agentd", "serve", "--config", str(daemon.config)],
+            capture_output=True, text=True, check=False, timeout=30)
+        assert proc.returncode == 2
+        assert "another agentd" in proc.stderr and "Traceback" not in proc.stderr
+        assert daemon.stop() == 0
+
+    def test_ctl_shutdown_stops_the_daemon(self, daemon: DaemonProcess) -> None:
+        """`agentd ctl shutdown` drains and exits 0."""
+        reply = daemon.ctl("shutdown")
+        assert reply.returncode == 0, reply.stderr
+        assert daemon.proc.wait(timeout=30) == 0
+        daemon.stop()
+
+    def test_pause_and_resume_show_in_status(self, daemon: DaemonProcess) -> None:
+        """pause/resume flip the state that status reports."""
+        assert daemon.ctl("pause").returncode == 0
+        assert json.loads(daemon.ctl("--json", "status").stdout)["state"] == "paused"
+        assert daemon.ctl("resume").returncode == 0
+        assert json.loads(daemon.ctl("--json", "status").stdout)["state"] == "running"
+        assert daemon.stop() == 0
+
+    def test_bad_config_is_one_line_exit_2(self, tmp_project: Path) -> None:
+        """A bad config value names file and key in one line and exits 2."""
+        cfg = tmp_project / "configs" / "agentd.yaml"
+        cfg.write_text(cfg.read_text().replace("concurrency: 4", "concurrency: many"))
+        proc = subprocess.run([sys.executable, "-m", "agentd", "serve", "--config", str(cfg)],
+                              capture_output=True, text=True, check=False, timeout=30)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "episodes.concurrency" in lines[0] and "agentd.yaml" in lines[0]
