@@ -1,0 +1,93 @@
+"""From what happened to a ``SandboxResult``: classification, caps, read_file in Python."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+
+from agentd.config import SandboxLimits
+from agentd.records import ErrorKind, ReadFile, SandboxResult
+from agentd.sandbox.diffing import changed_files, unified_diff
+from agentd.sandbox.matches import parse_matches
+from agentd.sandbox.paths import ActionRejected, check_relative, resolve_inside
+from agentd.sandbox.plans import Plan
+from agentd.sandbox.process import RawRun
+
+# A child killed by a signal shows up through bwrap as 128 + signal number.
+_LIMIT_SIGNALS = {
+    128 + signal.SIGXFSZ: "file_size_limit",
+    128 + signal.SIGXCPU: "cpu_limit",
+}
+
+
+def clip_text(data: bytes, cap: int) -> str:
+    """``data`` as text, cut to ``cap`` bytes with a marker when cut."""
+    if len(data) <= cap:
+        return data.decode("utf-8", "replace")
+    return data[:cap].decode("utf-8", "ignore") + f"\n... [truncated, {len(data)} bytes]"
+
+
+def rejected(exc: ActionRejected) -> SandboxResult:
+    """The result of an action refused before (or after) running."""
+    return SandboxResult(exit_code=None, error_kind=exc.kind, error=str(exc)[:500])
+
+
+def _classify(raw: RawRun, plan: Plan) -> tuple[ErrorKind, str | None, str]:
+    if raw.timed_out:
+        return "timeout", "timeout", f"killed after {plan.wall_s:g}s wall clock"
+    if raw.killed_reason == "output_limit":
+        return "limit", "output_limit", "output over its cap: process tree killed"
+    code = raw.exit_code
+    if code in _LIMIT_SIGNALS:
+        return "limit", _LIMIT_SIGNALS[code], f"stopped by a resource limit ({code})"
+    if plan.ok_codes is not None and code not in plan.ok_codes:
+        return "tool_error", None, f"{plan.binary} exited with {code}"
+    return "none", None, ""
+
+
+def from_run(raw: RawRun, plan: Plan, before: dict[str, bytes], after: dict[str, bytes],
+             limits: SandboxLimits) -> SandboxResult:
+    """Assemble the result of a finished process."""
+    kind, reason, error = _classify(raw, plan)
+    matches, partial = parse_matches(raw.stdout, limits.max_matches) if plan.wants_matches \
+        else ([], False)
+    stdout = b"" if plan.wants_matches else raw.stdout
+    return SandboxResult(
+        exit_code=raw.exit_code, timed_out=raw.timed_out, killed_reason=reason,
+        stdout=clip_text(stdout, limits.result_text_bytes),
+        stderr=clip_text(raw.stderr, limits.result_text_bytes),
+        duration_ms=round(raw.duration_ms, 3), changed_files=changed_files(before, after),
+        diff=unified_diff(before, after, limits.diff_bytes), matches=matches,
+        error_kind=kind, error=error or ("matches truncated" if partial else ""),
+    )
+
+
+def _line_range(text: str, action: ReadFile) -> str:
+    start, end = action.start_line, action.end_line
+    if start is None and end is None:
+        return text
+    if (start is not None and start < 1) or (end is not None and end < (start or 1)):
+        raise ActionRejected("invalid_action", "bad line range (1-based, start <= end)")
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[(start or 1) - 1:end])
+
+
+def read_file(workspace: Path, action: ReadFile, limits: SandboxLimits) -> SandboxResult:
+    """``read_file`` in Python: no process, no-follow open, regular files only, capped."""
+    path = resolve_inside(workspace, check_relative(action.path))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ActionRejected("invalid_action", f"not a regular file: {action.path[:80]!r}")
+        if st.st_nlink > 1:
+            raise ActionRejected("path_escape", f"hard-linked file: {action.path[:80]!r}")
+        data = os.read(fd, limits.read_file_bytes + 1)
+    finally:
+        os.close(fd)
+    cut = len(data) > limits.read_file_bytes
+    text = _line_range(data[: limits.read_file_bytes].decode("utf-8", "replace"), action)
+    note = f"file is larger than {limits.read_file_bytes} bytes: truncated" if cut else ""
+    return SandboxResult(exit_code=0, stdout=text, stderr=note)

@@ -1,0 +1,220 @@
+"""``Sandbox``: run one model action in the jail and say exactly what it did.
+
+Per action: validate (before any process) → snapshot the workspace (no-follow, bounded,
+handed to the sandbox uid) → run the tool in the jail under the concurrency limiter →
+snapshot again → diff in Python → one JSONL step line. The same action on the same files
+gives the same result, byte for byte (timings aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from agentd.config import SandboxConfig
+from agentd.records import Action, ReadFile, RunTests, SandboxResult, Submit, TestResult, TestSpec
+from agentd.sandbox import results
+from agentd.sandbox.binaries import Binary, resolve_allowlist
+from agentd.sandbox.jails import DataFile, Jail, JailRun, select_jail
+from agentd.sandbox.jails.base import DATA_DIR
+from agentd.sandbox.journal import StepJournal
+from agentd.sandbox.paths import ActionRejected
+from agentd.sandbox.plans import DATA, Plan, plan_action
+from agentd.sandbox.process import RawRun, run_process
+from agentd.sandbox.seccomp import data_fd, seccomp_bpf
+from agentd.sandbox.stats import Counters, JailReport, SandboxStatistics
+from agentd.sandbox.workspace import (
+    Owner,
+    Snapshot,
+    create_workspace,
+    remove_workspace,
+    snapshot,
+)
+
+
+class Sandbox:
+    """Workspaces and jailed actions for the engine and the dataset builder."""
+
+    def __init__(self, config: SandboxConfig, *, workspaces_dir: Path, log_dir: Path) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.workspaces_dir = workspaces_dir
+        self.jail: Jail = select_jail(config)
+        self.binaries: dict[str, Binary] = resolve_allowlist(config.binaries)
+        self.owner = Owner(config.uid, config.gid) if os.geteuid() == 0 else Owner()
+        self._concurrency = config.concurrency or os.cpu_count() or 1
+        self._limiter = anyio.CapacityLimiter(self._concurrency)
+        self._journal = StepJournal(log_dir, max_bytes=config.log_max_bytes,
+                                    backups=config.log_backups)
+        self._counters = Counters()
+        self._ro_paths = tuple(sorted({m for b in self.binaries.values() for m in b.mounts}))
+        self._sg_version: str | None = None
+
+    # ------------------------------------------------------------------ workspaces
+
+    async def prepare_workspace(self, task_id: str, files: dict[str, str]) -> Path:
+        """A fresh workspace holding ``files``, owned by the sandbox uid."""
+        return await anyio.to_thread.run_sync(self._prepare, task_id, files)
+
+    def _prepare(self, task_id: str, files: dict[str, str]) -> Path:
+        root = create_workspace(self.workspaces_dir, task_id, files, self.owner)
+        snapshot(root, self.limits, self.owner)
+        return root
+
+    async def read_files(self, workspace: Path) -> dict[str, str]:
+        """Every regular file of the workspace as text (no-follow, bounded)."""
+        snap = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
+        return {p: data.decode("utf-8", "replace") for p, data in snap.files.items()}
+
+    async def cleanup(self, workspace: Path) -> None:
+        """Remove the workspace (symlinks inside are never followed)."""
+        await anyio.to_thread.run_sync(remove_workspace, workspace)
+
+    # ------------------------------------------------------------------ actions
+
+    async def apply_action(self, workspace: Path, action: Action, *, task_id: str = "adhoc",
+                           test_spec: TestSpec | None = None) -> SandboxResult:
+        """Validate and run ``action``; failures of the action are data, not exceptions."""
+        started = time.perf_counter()
+        self._counters.in_flight += 1
+        trace: dict[str, Any] = {}
+        try:
+            result = await self._dispatch(workspace, action, test_spec, trace)
+        finally:
+            self._counters.in_flight -= 1
+        if result.duration_ms == 0.0:
+            ms = (time.perf_counter() - started) * 1000
+            result = _with_duration(result, ms)
+        self._counters.record(result)
+        await self._journal.write(task_id, _step_line(task_id, action, result, trace, self))
+        return result
+
+    async def run_tests(self, workspace: Path, test_spec: TestSpec, *,
+                        task_id: str = "adhoc") -> TestResult:
+        """Run the task's tests in the jail; ``passed`` means exit code 0 in time."""
+        r = await self.apply_action(workspace, RunTests(), task_id=task_id, test_spec=test_spec)
+        return TestResult(
+            passed=r.ok, exit_code=r.exit_code, timed_out=r.timed_out, stdout=r.stdout,
+            stderr=r.stderr, duration_ms=r.duration_ms, error_kind=r.error_kind, error=r.error,
+        )
+
+    async def _dispatch(self, workspace: Path, action: Action, test_spec: TestSpec | None,
+                        trace: dict[str, Any]) -> SandboxResult:
+        if isinstance(action, Submit):
+            return SandboxResult(exit_code=0)
+        try:
+            if isinstance(action, ReadFile):
+                return await anyio.to_thread.run_sync(
+                    results.read_file, workspace, action, self.limits)
+            return await self._run_action(workspace, action, test_spec, trace)
+        except ActionRejected as exc:
+            return results.rejected(exc)
+
+    async def _run_action(self, workspace: Path, action: Action, test_spec: TestSpec | None,
+                          trace: dict[str, Any]) -> SandboxResult:
+        plan, before = await anyio.to_thread.run_sync(
+            self._plan_and_snapshot, workspace, action, test_spec)
+        async with self._limiter:
+            raw = await self._spawn(workspace, plan, trace)
+        after = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
+        return results.from_run(raw, plan, before.files, after.files, self.limits)
+
+    def _plan_and_snapshot(self, workspace: Path, action: Action,
+                           test_spec: TestSpec | None) -> tuple[Plan, Snapshot]:
+        plan = plan_action(action, workspace, self.limits, test_spec=test_spec,
+                           allowlist=frozenset(self.binaries))
+        if os.path.islink(workspace):  # noqa: PTH114 - the bind source must be a real directory
+            raise ActionRejected("path_escape", "the workspace itself is a symlink")
+        return plan, snapshot(workspace, self.limits, self.owner)
+
+    async def _spawn(self, workspace: Path, plan: Plan, trace: dict[str, Any]) -> RawRun:
+        with self._fds(plan) as (data_files, seccomp):
+            run = self._jail_run(workspace, plan, data_files, seccomp)
+            argv = self.jail.build(run)
+            trace["argv"] = argv
+            fds = [d.fd for d in data_files] + ([seccomp] if seccomp is not None else [])
+            return await run_process(argv, wall_s=plan.wall_s,
+                                     output_bytes=self.limits.output_bytes, pass_fds=fds,
+                                     cwd=self.jail.cwd(run))
+
+    @contextlib.contextmanager
+    def _fds(self, plan: Plan) -> Iterator[tuple[list[DataFile], int | None]]:
+        opened: list[int] = []
+        try:
+            files = []
+            for name, content in plan.data:
+                opened.append(data_fd(content, name))
+                files.append(DataFile(dest=f"{DATA_DIR}/{name}", fd=opened[-1]))
+            seccomp = None
+            if self.config.seccomp and self.jail.name == "bwrap":
+                seccomp = data_fd(seccomp_bpf(), "seccomp")
+                opened.append(seccomp)
+            yield files, seccomp
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def _jail_run(self, workspace: Path, plan: Plan, data_files: list[DataFile],
+                  seccomp: int | None) -> JailRun:
+        by_name = {d.dest.rsplit("/", 1)[-1]: self.jail.data_path(d) for d in data_files}
+        args = tuple(by_name[a.removeprefix(DATA)] if a.startswith(DATA) else a
+                     for a in plan.args)
+        args = tuple(_inline_data(a, by_name) for a in args)
+        return JailRun(
+            command=(str(self.binaries[plan.binary].path), *args),
+            workspace=workspace.absolute(), limits=self.limits, ro_paths=self._ro_paths,
+            data_files=tuple(data_files), seccomp_fd=seccomp,
+            uid=self.owner.uid, gid=self.owner.gid,
+        )
+
+    # ------------------------------------------------------------------ introspection
+
+    def statistics(self) -> SandboxStatistics:
+        """A frozen snapshot of the counters."""
+        return self._counters.snapshot(self._concurrency)
+
+    @property
+    def ast_grep_version(self) -> str:
+        """``ast-grep --version`` of the allowlisted binary (resolved once)."""
+        if self._sg_version is None:
+            from agentd.sandbox.doctor import ast_grep_version
+
+            self._sg_version = ast_grep_version(self.binaries.get("ast-grep"))
+        return self._sg_version
+
+    async def check(self) -> JailReport:
+        """Run a probe through the real jail and report whether it is contained."""
+        from agentd.sandbox.doctor import probe_jail
+
+        return await probe_jail(self)
+
+
+def _inline_data(arg: str, by_name: dict[str, str]) -> str:
+    """Options carry data files as ``--opt=\\0data:NAME``; swap in the jail path."""
+    head, sep, tail = arg.partition("=" + DATA)
+    return f"{head}={by_name[tail]}" if sep else arg
+
+
+def _with_duration(result: SandboxResult, ms: float) -> SandboxResult:
+    import msgspec
+
+    return msgspec.structs.replace(result, duration_ms=round(ms, 3))
+
+
+def _step_line(task_id: str, action: Action, result: SandboxResult, trace: dict[str, Any],
+               sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        "ts": time.time(), "task_id": task_id, "tool": type(action).__name__,
+        "jailer": sandbox.jail.name, "argv": trace.get("argv"),
+        "limits": sandbox.limits.model_dump(), "exit_code": result.exit_code,
+        "error_kind": result.error_kind, "error": result.error, "timed_out": result.timed_out,
+        "killed_reason": result.killed_reason, "duration_ms": result.duration_ms,
+        "changed_files": len(result.changed_files), "diff_bytes": len(result.diff),
+        "matches": len(result.matches),
+    }
