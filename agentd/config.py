@@ -204,6 +204,10 @@ class ClientConfig(_Model):
     circuit_failures: int = Field(default=5, ge=1)
     circuit_reset_s: float = Field(default=15.0, gt=0)
     health_interval_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=64, ge=1, le=4096)  # per endpoint pool
+    stream: bool = False  # SSE streaming: adds time-to-first-token to each Generation
+    return_token_ids: bool = True  # vLLM extension: prompt/completion token ids
+    logprobs: bool = False  # per-token logprobs of the sampled tokens
 
 
 class SamplingConfig(_Model):
@@ -234,6 +238,7 @@ class TeachersConfig(_Model):
         api_key_env="ZAI_API_KEY", price_prompt_per_m=0.6, price_completion_per_m=2.2,
     )
     sampling: SamplingConfig = SamplingConfig(temperature=0.2, structured_output=False)
+    env_file: Path = Path(".env.local")  # keys not in the environment are read from here
 
 
 class ActorsConfig(_Model):

@@ -1,0 +1,91 @@
+"""``ActorPool``: the ``actor`` policy — vLLM servers from ``configs/vllm_actors.yaml``.
+
+One ``OpenAIClient`` (one connection pool) per actor, a ``Router`` over them for routing,
+per-actor concurrency caps, retries and circuit breaking, and a health loop for the daemon::
+
+    pool = ActorPool(settings.actors.actors, settings.actors.client, settings.actors.sampling)
+    tg.start_soon(pool.run_health)          # in the daemon's task group
+    generation = await pool.generate(request)
+    pool.statistics()                       # -> tuple[ActorStatistics, ...] for `agentd ctl actors`
+"""
+
+from __future__ import annotations
+
+from agentd.config import ActorConfig, ClientConfig, SamplingConfig
+from agentd.errors import EndpointUnavailableError, PolicyError
+from agentd.policies.base import GenerateRequest, Generation
+from agentd.policies.client import OpenAIClient
+from agentd.policies.endpoint import Endpoint, EndpointStatistics
+from agentd.policies.router import Router
+from agentd.policies.wire import CallParams, params_from_request, sampling_dict
+from agentd.records import PolicyInfo
+
+ActorStatistics = EndpointStatistics  # the name `agentd ctl actors` callers know it by
+
+
+class ActorPool:
+    """The ``actor`` policy over a fixed set of vLLM servers."""
+
+    def __init__(
+        self,
+        actors: list[ActorConfig],
+        client_config: ClientConfig,
+        sampling: SamplingConfig,
+        *,
+        timeout_s: float | None = None,
+    ) -> None:
+        if not actors:
+            raise PolicyError("no actors configured (configs/vllm_actors.yaml: actors)")
+        self.sampling = sampling
+        self.timeout_s = timeout_s
+        self.model = actors[0].served_model_name
+        endpoints = [_endpoint(actor, client_config) for actor in actors]
+        self.router = Router(endpoints, client_config)
+
+    @property
+    def kind(self) -> str:
+        return "actor"
+
+    def info(self, request: GenerateRequest | None = None) -> PolicyInfo:
+        params = self._params(request) if request is not None else None
+        sampling = sampling_dict(params) if params else self.sampling.model_dump()
+        seed = params.seed if params else self.sampling.seed
+        return PolicyInfo(kind="actor", model=self.model, endpoint="", seed=seed, sampling=sampling)
+
+    def _params(self, request: GenerateRequest) -> CallParams:
+        return params_from_request(request, self.sampling)
+
+    async def generate(self, request: GenerateRequest) -> Generation:
+        """Answer from the least-loaded healthy actor; raises ``PolicyError`` when none can."""
+        return await self.router.generate(self._params(request), timeout_s=self.timeout_s)
+
+    async def complete(self, params: CallParams) -> Generation:
+        """A raw call (chat or prompt) through the same routing, for tools and benchmarks."""
+        return await self.router.generate(params, timeout_s=self.timeout_s)
+
+    async def tokenize(self, text: str) -> list[int]:
+        """Exact token ids from any usable actor (they all serve the same model)."""
+        for endpoint in self.router.endpoints:
+            if endpoint.usable():
+                return await endpoint.client.tokenize(text)
+        raise EndpointUnavailableError(f"no actor available: {self.router.summary()}")
+
+    async def check_health(self) -> None:
+        await self.router.check_health()
+
+    async def run_health(self) -> None:
+        """The background health loop; run it in the daemon's task group."""
+        await self.router.run_health()
+
+    def statistics(self) -> tuple[ActorStatistics, ...]:
+        return self.router.statistics()
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+
+
+def _endpoint(actor: ActorConfig, config: ClientConfig) -> Endpoint:
+    client = OpenAIClient(
+        actor.base_url, actor.served_model_name, config=config, name=actor.name, vllm=True
+    )
+    return Endpoint(client, max_concurrent=actor.max_concurrent_requests, config=config)
