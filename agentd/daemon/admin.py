@@ -119,7 +119,7 @@ class AdminServer:
     def _prepare_path(self) -> None:
         directory = self.socket_path.parent
         directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o750)
+        directory.chmod(0o750)
         # We hold the state lock, so a socket file left here is from a dead daemon.
         if self.socket_path.exists() or self.socket_path.is_symlink():
             self.socket_path.unlink()
@@ -243,13 +243,15 @@ class AdminServer:
         command = self._commands.get(req["cmd"])
         if command is None:
             known = ", ".join(sorted(self._commands))
-            raise _Refused("UnknownCommand", f"unknown command {req['cmd'][:64]!r} (known: {known})")
+            name = req["cmd"][:64]
+            raise _Refused("UnknownCommand", f"unknown command {name!r} (known: {known})")
         return req.get("id"), command, args
 
     async def _call(self, req_id: Any, command: AdminCommand, args: dict[str, Any]) -> bytes:
         assert command.handler is not None
         try:
-            return _encode({"id": req_id, "ok": True, "result": await command.handler(args)})
+            result = await command.handler(args)
+            return _encode({"id": req_id, "ok": True, "result": result})
         except (AgentdError, ValueError, TypeError, KeyError) as exc:
             self._counts["errors"] += 1
             return _error(req_id, type(exc).__name__, str(exc))

@@ -211,7 +211,8 @@ class Daemon:
 
     async def _cmd_tail(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
         levels = ("debug", "info", "warning", "error")
-        minimum = levels.index(args.get("level", "info")) if args.get("level", "info") in levels else 1
+        wanted = str(args.get("level", "info"))
+        minimum = levels.index(wanted) if wanted in levels else 1
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
         loop = asyncio.get_running_loop()
 

@@ -33,7 +33,7 @@ from agentd.policies.reference import ReferencePolicy
 from agentd.records import Task, TrajectoryRecord
 from agentd.sandbox import Sandbox
 from agentd.state import EstimateCounter, State, StateStore, TokenCounter
-from agentd.trajectories.writer import TrajectoryWriter, last_record_key
+from agentd.trajectories import TrajectoryWriter, last_record_key
 
 log = get_logger(__name__)
 _record_decoder = msgspec.json.Decoder(TrajectoryRecord)
@@ -65,6 +65,7 @@ class Engine:
         self._draining = False
         self.only_run: str | None = None  # `agentd run` works on its own run only
         self._commit_lock = anyio.Lock()
+        self._drained = anyio.Event()  # set when draining and the last episode has left
         self._episodes_scope = anyio.CancelScope()
         self._started = time.time()
 
@@ -106,13 +107,13 @@ class Engine:
         task_status.started()
         await self.writer.run()
 
-    async def drain(self, timeout: float) -> int:
+    async def drain(self, deadline_s: float) -> int:
         """Stop leasing, let in-flight steps finish; returns how many episodes were cut off."""
         self._draining = True
         self._resumed.set()
-        with anyio.move_on_after(timeout):
-            while self._in_flight:
-                await anyio.sleep(0.05)
+        with anyio.move_on_after(deadline_s):
+            if self._in_flight:
+                await self._drained.wait()
         abandoned = len(self._in_flight)
         self._episodes_scope.cancel()
         for lease in list(self._in_flight.values()):
@@ -162,9 +163,24 @@ class Engine:
             raise UsageError(f"unknown policy {policy!r} (reference, actor, teacher)")
         run_id = str(args.get("run_id") or new_run_id(policy))
         tasks = await anyio.to_thread.run_sync(self._select_tasks, args)
+        route, k = args.get("route"), int(args.get("min_failures", 2))
+        if route is not None:
+            tasks = await self._route(str(route), k, tasks)
         added = await self.queue.submit(run_id, tasks, episodes=episodes, policy=policy)
+        await self.queue.record_submission(
+            run_id, policy=policy, split=str(args.get("split", "")), tasks=len(tasks),
+            episodes=added, route=route, min_failures=k if route else None)
         log.info("engine.submitted", run_id=run_id, tasks=len(tasks), episodes=added)
-        return {"run_id": run_id, "tasks": len(tasks), "episodes_added": added, "policy": policy}
+        return {"run_id": run_id, "tasks": len(tasks), "episodes_added": added, "policy": policy,
+                "route": route}
+
+    async def _route(self, route: str, min_failures: int, tasks: list[Task]) -> list[Task]:
+        """Difficulty-aware routing: keep only tasks the actor failed ``min_failures`` times."""
+        assert self.queue is not None
+        if route != "actor_failed":
+            raise UsageError(f"unknown route {route!r} (actor_failed)")
+        hard = await self.queue.failed_by("actor", min_failures)
+        return [t for t in tasks if t.task_id in hard]
 
     def _select_tasks(self, args: dict[str, Any]) -> list[Task]:
         split = str(args.get("split", self.settings.agentd.episodes.default_split))
@@ -218,7 +234,6 @@ class Engine:
                 outcome = await self._runner().run(lease)
             except LeaseLostError:
                 log.warning("episode.lease_lost")
-                self._in_flight.pop(_key(lease), None)
                 return
             except (PolicyError, TimeoutError, AgentdError) as exc:
                 status = await self.queue.finish(lease, error=f"{type(exc).__name__}: {exc}")
@@ -231,8 +246,13 @@ class Engine:
                     await self.queue.finish(lease)
                     self.metrics.inc("episodes_done")
             finally:
-                self._in_flight.pop(_key(lease), None)
+                self._forget(lease)
                 self._slots.release()
+
+    def _forget(self, lease: Lease) -> None:
+        self._in_flight.pop(_key(lease), None)
+        if self._draining and not self._in_flight:
+            self._drained.set()
 
     def _runner(self) -> EpisodeRunner:
         assert self.store is not None
@@ -266,7 +286,7 @@ class Engine:
         assert self.queue is not None
         with anyio.CancelScope(shield=True):
             await self.queue.release(lease)
-        self._in_flight.pop(_key(lease), None)
+        self._forget(lease)
 
     # ---------------------------------------------------------------- exactly-once commit
 
@@ -290,6 +310,9 @@ class Engine:
                     if not await self.queue.advance_in(db, lease, step=step, files=files,
                                                        done=done):
                         raise LeaseLostError(f"lost the lease of {lease.task_id}:{lease.episode}")
+                    if done:
+                        await self.queue.record_result_in(
+                            db, lease, final_match=record.reward.final_match, steps=step + 1)
             await self.writer.put(record)
 
     async def _on_durable(self, records: list[TrajectoryRecord]) -> None:

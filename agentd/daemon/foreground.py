@@ -119,7 +119,8 @@ async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]
                                              "limit": opts.limit, "episodes": opts.episodes,
                                              "run_id": opts.run_id})
             started = time.monotonic()
-            counts = await _wait_for_run(engine, opts, max(submitted["tasks"] * opts.episodes, 1))
+            total = max(submitted["tasks"] * opts.episodes, 1)
+            counts = await _wait_for_run(engine, opts, total)
             await engine.drain(settings.agentd.daemon.drain_timeout_s)
             elapsed = time.monotonic() - started
             tg.cancel_scope.cancel()
@@ -131,7 +132,8 @@ async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]
             "tasks": submitted["tasks"], "episodes": counts, "steps": c["steps"],
             "verified_steps": c["verified_steps"], "final_matches": c["final_matches"],
             "parse_failures": c["parse_failures"], "sandbox_failures": c["sandbox_failures"],
-            "elapsed_s": round(elapsed, 1), "steps_per_s": round(c["steps"] / max(elapsed, 1e-6), 2),
+            "elapsed_s": round(elapsed, 1),
+            "steps_per_s": round(c["steps"] / max(elapsed, 1e-6), 2),
             "trajectories": str(settings.path(settings.agentd.paths.trajectories) / opts.run_id)}
 
 
@@ -174,6 +176,6 @@ def run_command(args: argparse.Namespace) -> int:
         shutdown_logging()
     from agentd.trajectories.verify import verify_paths
 
-    problems = verify_paths([Path(summary["trajectories"])]).problems
+    problems = [str(p) for p in verify_paths([Path(summary["trajectories"])]).problems]
     _print_summary(summary, problems)
     return 1 if problems or summary["episodes"]["dead"] else 0

@@ -51,7 +51,8 @@ class Histogram:
         def q(p: float) -> float:
             return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else 0.0
 
-        cumulative, running = [], 0
+        cumulative: list[tuple[float, int]] = []
+        running = 0
         for bound, n in zip(BUCKETS_MS, self._counts, strict=True):
             running += n
             cumulative.append((bound, running))
@@ -88,8 +89,8 @@ class Metrics:
 
     def prometheus(self, gauges: dict[str, float] | None = None) -> str:
         lines: list[str] = []
-        for name, value in sorted(self.counters.items()):
-            lines += [f"# TYPE agentd_{name}_total counter", f"agentd_{name}_total {value}"]
+        for name, count in sorted(self.counters.items()):
+            lines += [f"# TYPE agentd_{name}_total counter", f"agentd_{name}_total {count}"]
         for name, value in sorted((gauges or {}).items()):
             lines += [f"# TYPE agentd_{name} gauge", f"agentd_{name} {value}"]
         for name, hist in sorted(self.histograms.items()):

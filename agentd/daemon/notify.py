@@ -39,7 +39,7 @@ class Notifier:
                 self._sock.setblocking(False)
             self._sock.sendto(message.encode(), self._address)
         except OSError as exc:
-            log.debug("notify.failed", message=message.split("=")[0], error=str(exc))
+            log.debug("notify.failed", message=message.split("=", 1)[0], error=str(exc))
             return False
         return True
 

@@ -58,6 +58,27 @@ CREATE TABLE IF NOT EXISTS outbox (
     record BLOB NOT NULL,
     UNIQUE (run_id, task_id, episode, step)
 );
+CREATE TABLE IF NOT EXISTS episode_results (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    final_match INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (run_id, task_id, episode)
+);
+CREATE INDEX IF NOT EXISTS results_by_policy ON episode_results(policy, task_id);
+CREATE TABLE IF NOT EXISTS submissions (
+    run_id TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    split TEXT NOT NULL,
+    route TEXT,
+    min_failures INTEGER,
+    tasks INTEGER NOT NULL,
+    episodes INTEGER NOT NULL,
+    submitted_at REAL NOT NULL
+);
 """
 
 STATUSES = ("queued", "leased", "done", "failed", "dead", "cancelled")
@@ -127,12 +148,30 @@ class TaskQueue:
                 added += max(cur.rowcount, 0)
         return added
 
+    async def record_submission(self, run_id: str, *, policy: str, split: str, tasks: int,
+                                episodes: int, route: str | None = None,
+                                min_failures: int | None = None) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO submissions(run_id, policy, split, route, min_failures, tasks,"
+                " episodes, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, policy, split, route, min_failures, tasks, episodes, time.time()))
+
+    async def failed_by(self, policy: str, min_failures: int) -> set[str]:
+        """Tasks whose episodes under ``policy`` ended without a final match ≥ k times."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "SELECT task_id FROM episode_results WHERE policy=? AND final_match=0"
+                " GROUP BY task_id HAVING count(*) >= ?", (policy, min_failures))
+            return {row[0] for row in await cur.fetchall()}
+
     async def cancel(self, run_id: str, task_ids: list[str] | None = None) -> int:
         """Cancel queued episodes of a run (all, or the given tasks); leased ones finish."""
         sql = "UPDATE queue SET status='cancelled', updated_at=? WHERE run_id=? AND status='queued'"
         params: list[Any] = [time.time(), run_id]
         if task_ids:
-            sql += f" AND task_id IN ({','.join('?' * len(task_ids))})"
+            placeholders = ",".join("?" * len(task_ids))
+            sql += f" AND task_id IN ({placeholders})"
             params += task_ids
         async with self._tx() as db:
             cur = await db.execute(sql, params)
@@ -162,16 +201,15 @@ class TaskQueue:
         """Lease up to ``limit`` queued episodes, oldest first."""
         now = time.time()
         lease_id = uuid.uuid4().hex
-        where, params = "status='queued'", []
-        if run_id is not None:
-            where, params = "status='queued' AND run_id=?", [run_id]
         async with self._tx() as db:
+            # `run_id IS ?` with NULL would match nothing, hence the explicit any-run branch.
             cur = await db.execute(
                 "UPDATE queue SET status='leased', lease_id=?, lease_boot=?, lease_expires=?,"
                 " attempts=attempts+1, updated_at=? WHERE rowid IN (SELECT rowid FROM queue"
-                f" WHERE {where} ORDER BY enqueued_at, rowid LIMIT ?)"
+                " WHERE status='queued' AND (? IS NULL OR run_id=?)"
+                " ORDER BY enqueued_at, rowid LIMIT ?)"
                 " RETURNING run_id, task_id, episode, policy, split, attempts, next_step, files",
-                (lease_id, self.boot_id, now + self.lease_s, now, *params, limit))
+                (lease_id, self.boot_id, now + self.lease_s, now, run_id, run_id, limit))
             rows = list(await cur.fetchall())
             leases = [await self._lease_from(db, row, lease_id) for row in rows]
         self._leased_here += len(leases)
@@ -200,8 +238,17 @@ class TaskQueue:
              lease.episode, lease.lease_id, step))
         return cur.rowcount == 1
 
+    async def record_result_in(self, db: aiosqlite.Connection, lease: Lease, *,
+                               final_match: bool, steps: int) -> None:
+        """An episode's outcome, for difficulty-aware teacher routing."""
+        await db.execute(
+            "INSERT OR REPLACE INTO episode_results(run_id, task_id, episode, policy,"
+            " final_match, steps, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (lease.run_id, lease.task_id, lease.episode, lease.policy, int(final_match), steps,
+             time.time()))
+
     async def finish(self, lease: Lease, *, error: str | None = None) -> str:
-        """End a lease: ``done``, or after an error ``queued`` again / ``dead`` when out of tries."""
+        """End a lease: ``done``; after an error ``queued`` again, or ``dead`` when out of tries."""
         self._leased_here -= 1
         if error is None:
             status = "done"
@@ -234,7 +281,7 @@ class TaskQueue:
             sql, params = sql + " WHERE run_id=?", (run_id,)
         async with self._tx() as db:
             cur = await db.execute(sql + " GROUP BY status", params)
-            found = {status: n for status, n in await cur.fetchall()}
+            found: dict[str, int] = {row[0]: row[1] for row in await cur.fetchall()}
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     async def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Reports: per-policy/teacher metrics from trajectory shards, charts, dataset stats."""
