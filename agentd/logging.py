@@ -171,8 +171,9 @@ def setup_logging(
         sh = logging.StreamHandler(sys.stderr)
         sh.setFormatter(HumanFormatter())
         handlers.append(sh)
-    handlers.append(_BroadcastHandler())
     q: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
+    # Broadcast in the emitting thread: subscribers hand events to their own loop.
+    root.addHandler(_BroadcastHandler())
     root.addHandler(_ContextQueueHandler(q))
     listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=False)
     listener.start()

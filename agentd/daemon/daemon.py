@@ -31,6 +31,7 @@ from agentd.daemon.admin import AdminServer
 from agentd.daemon.engine import Engine
 from agentd.daemon.lock import StateLock
 from agentd.daemon.notify import Notifier, run_watchdog, watchdog_interval
+from agentd.daemon.prometheus import serve_metrics
 from agentd.errors import AgentdError, ConfigError
 from agentd.logging import get_logger, log_context, setup_logging, shutdown_logging, subscribe
 
@@ -78,6 +79,9 @@ class Daemon:
         if interval is not None:
             tg.start_soon(run_watchdog, self.notifier, interval)
         tg.start_soon(self._status_loop)
+        port = self.settings.agentd.metrics.prometheus_port
+        if port is not None:
+            await tg.start(serve_metrics, port, self._prometheus_text)
         self.notifier.ready(self._status_line())
         log.info("daemon.ready", socket=str(self._admin.socket_path), **recovered)
 
@@ -142,6 +146,10 @@ class Daemon:
             self.notifier.send("READY=1")
 
     # ---------------------------------------------------------------- status
+
+    def _prometheus_text(self) -> str:
+        q = self.engine.quick_status()
+        return self.engine.metrics.prometheus({"episodes_in_flight": q["in_flight"]})
 
     def _status_line(self) -> str:
         s = self.engine.quick_status()
