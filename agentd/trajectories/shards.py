@@ -141,6 +141,10 @@ class ShardSet:
                 shard = self._rotate(run_id, shard)
             self._write(shard, data)
 
+    def ensure_open(self, run_id: str) -> None:
+        """Open (and repair) the run's newest shard without writing anything."""
+        self._shard(run_id)
+
     def fsync_dirty(self) -> int:
         """fsync every shard written since its last fsync; return how many were synced."""
         synced = 0

@@ -26,13 +26,13 @@ from typing import Protocol
 
 import anyio
 import msgspec
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from agentd.config import WriterConfig
 from agentd.errors import TrajectoryError
 from agentd.logging import get_logger
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.reader import existing_keys, last_record_key
+from agentd.trajectories.reader import Key, existing_keys, last_record_key
 from agentd.trajectories.shards import ShardSet, check_run_id
 
 __all__ = [
@@ -139,11 +139,30 @@ class TrajectoryWriter:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise TrajectoryError("trajectory writer is closed") from None
 
-    async def run(self) -> None:
-        """The writer task: batches, writes and syncs until ``close()``; then drains."""
+    async def prepare(self, run_id: str) -> Key | None:
+        """Open a run's newest shard now (cutting a torn tail) and return its last key.
+
+        The engine calls this at start, before replaying outbox rows that come after the key.
+        Opening also happens lazily on the first ``put``; this makes the repair explicit.
+        """
+        run_dir = self.directory / check_run_id(run_id)
+
+        def _open() -> Key | None:
+            self._shards.ensure_open(run_id)
+            return last_record_key(run_dir)
+
+        return await anyio.to_thread.run_sync(_open, limiter=self._limiter)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """The writer task: batches, writes and syncs until ``close()``; then drains.
+
+        Start it with ``await task_group.start(writer.run)`` so that ``close()`` knows a
+        writer task is there to drain the queue.
+        """
         if self._started:
-            raise RuntimeError("TrajectoryWriter.run() already started")
+            raise RuntimeError("TrajectoryWriter.run() already started (or closed)")
         self._started = True
+        task_status.started()
         clean = False
         try:
             await self._loop()
@@ -158,8 +177,12 @@ class TrajectoryWriter:
         self._send.close()
         if self._started:
             await self._done.wait()
-        else:
-            await self._shutdown(report=False)
+            return
+        # Never ran: whatever is queued was never written, so nothing is durable.
+        self._started = True
+        self._recv.close()
+        await self._shutdown(report=False)
+        self._done.set()
 
     def statistics(self) -> WriterStatistics:
         """Counters since start, plus the current queue depth."""
@@ -178,7 +201,7 @@ class TrajectoryWriter:
     async def __aenter__(self) -> TrajectoryWriter:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self.run)
+        await self._tg.start(self.run)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
