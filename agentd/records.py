@@ -176,6 +176,7 @@ class Reward(msgspec.Struct, frozen=True):
     final_match: bool = False
     srl_similarity: float = 0.0
     total: float = 0.0
+    progress_delta: float = 0.0  # progress now minus progress before this step
 
 
 class Timing(msgspec.Struct, frozen=True):
