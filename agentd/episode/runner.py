@@ -129,19 +129,22 @@ class EpisodeRunner:
 
     async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: dict[str, str],
                     observation: str, step: int, last: bool) -> StepOutcome:
+        caps = self.settings.agentd.state
         with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
             stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
-            fit = await fit_budget(stored.state, self.counter,
-                                   self.settings.agentd.state.token_budget)
-            prompt = render_prompt(self._templates(lease.policy), lease.task, fit.rendered,
+            block = await fit_budget(stored.state, self.counter, caps.token_budget, caps=caps)
+            prompt = render_prompt(self._templates(lease.policy), lease.task, block.rendered,
                                    observation or None, step)
             request = self._request(lease, policy, prompt.messages, step)
             generation = await self._generate(policy, request)
             acted = await self._act(lease, workspace, files, generation, step, last)
-            merged = self._merge(fit.state, acted, step)
+            merged = self._merge(block.state, acted, step)
+            # The stored state always fits: what the summariser folds away is recorded.
+            fitted = await fit_budget(merged.state, self.counter, caps.token_budget, caps=caps)
+            rejected = [*merged.rejected, *(f"folded: {d}" for d in fitted.dropped)]
             record = self._record(lease, policy, request, prompt, stored.state, generation,
-                                  acted, merged.rejected)
-            await self.commit(lease, step, merged.state, stored.version, record, acted.files,
+                                  acted, rejected)
+            await self.commit(lease, step, fitted.state, stored.version, record, acted.files,
                               acted.done)
         self._count(record)
         return StepOutcome(record, acted.files, acted.observation, acted.done)
@@ -151,10 +154,10 @@ class EpisodeRunner:
         caps = self.settings.agentd.state
         update = acted.parsed.state_update if isinstance(acted.parsed, protocol.ParsedOutput) \
             else None
-        merged = merge(state, update, caps) if update is not None else MergeResult(state, [])
-        line = _history_line(step, acted)
-        again = merge(merged.state, {"history": [line]}, caps)
-        return MergeResult(again.state, [*merged.rejected, *again.rejected])
+        merged = merge(state, update, caps) if update is not None else MergeResult(
+            state=state, rejected=[])
+        again = merge(merged.state, {"history": [_history_line(step, acted)]}, caps)
+        return MergeResult(state=again.state, rejected=[*merged.rejected, *again.rejected])
 
     def _templates(self, policy_name: str) -> PromptTemplates:
         s = self.settings

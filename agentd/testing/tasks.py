@@ -1,0 +1,22 @@
+"""Small real tasks for tests and benchmarks: one file, an `== None` comparison, its fix."""
+
+from __future__ import annotations
+
+from agentd.records import AstGrepRun, Task, TaskMeta
+
+BEFORE = "def f(x):\n    if x == None:\n        return 1\n    return 2\n"
+GOLD = "def f(x):\n    if x is None:\n        return 1\n    return 2\n"
+
+
+def make_task(n: int, split: str = "dev", *, max_steps: int = 4) -> Task:
+    """Task ``n``: its reference action rewrites ``== None`` to ``is None`` in one file."""
+    path = f"pkg{n}/mod.py"
+    return Task(
+        task_id=f"task{n:04d}", split=split, language="python",
+        instruction="Compare with None using `is`, not `==`.",
+        files={path: BEFORE}, gold={path: GOLD},
+        reference_actions=[AstGrepRun(pattern="$A == None", rewrite="$A is None", lang="python",
+                                      paths=[path])],
+        meta=TaskMeta(dataset="test", source_path=path, recipe="eq-none", license="MIT",
+                      source_sha256="0" * 64),
+        max_steps=max_steps)
