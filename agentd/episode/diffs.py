@@ -18,12 +18,14 @@ final newline do not count as changes; ``final_match`` compares exact text inste
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import msgspec
 
 CONTEXT = 3
+GOLD_CACHE_SIZE = 64
 LineChange = tuple[str, str]  # ("-" | "+", line text)
 
 
@@ -34,16 +36,45 @@ class Hunk(msgspec.Struct, frozen=True):
     after: tuple[str, ...]
 
 
+class GoldDiff(msgspec.Struct, frozen=True):
+    """What a task's gold changes: its hunks and, per file, its line changes."""
+
+    hunks: tuple[Hunk, ...]
+    changes: dict[str, Counter[LineChange]]
+
+
+def gold_diff(before: Mapping[str, str], gold: Mapping[str, str]) -> GoldDiff:
+    """The gold diff of a task, cached: every step of an episode scores against the same one.
+
+    The key is the files' text; ``str`` caches its hash and the strings are the task's own
+    objects, so a cache hit costs a few tuple comparisons, not a re-diff of 48 KiB files.
+    """
+    return _gold_diff(tuple(sorted(before.items())), tuple(sorted(gold.items())))
+
+
+@functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
+def _gold_diff(
+    before: tuple[tuple[str, str], ...], gold: tuple[tuple[str, str], ...]
+) -> GoldDiff:
+    old_files = dict(before)
+    hunks = tuple(h for path, text in gold for h in _hunks(path, old_files.get(path, ""), text))
+    changes = {path: line_changes(old_files.get(path, ""), text) for path, text in gold}
+    return GoldDiff(hunks, changes)
+
+
 def gold_hunks(before: Mapping[str, str], gold: Mapping[str, str]) -> list[Hunk]:
     """The hunks of ``before → gold`` for every gold file, in path and file order."""
+    return list(gold_diff(before, gold).hunks)
+
+
+def _hunks(path: str, old_text: str, new_text: str) -> list[Hunk]:
+    old, new = old_text.splitlines(), new_text.splitlines()
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     hunks: list[Hunk] = []
-    for path in sorted(gold):
-        old, new = before.get(path, "").splitlines(), gold[path].splitlines()
-        matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-        for group in matcher.get_grouped_opcodes(CONTEXT):
-            if all(op[0] == "equal" for op in group):
-                continue  # difflib yields one all-equal group for identical inputs
-            hunks.append(Hunk(path, tuple(new[group[0][3] : group[-1][4]])))
+    for group in matcher.get_grouped_opcodes(CONTEXT):
+        if all(op[0] == "equal" for op in group):
+            continue  # difflib yields one all-equal group for identical inputs
+        hunks.append(Hunk(path, tuple(new[group[0][3] : group[-1][4]])))
     return hunks
 
 
@@ -76,7 +107,7 @@ def _find_block(lines: list[str], block: tuple[str, ...], start: int) -> int | N
 
 def line_changes(old: str, new: str) -> Counter[LineChange]:
     """Removed and added lines of ``old → new`` as a multiset."""
-    a, b = old.splitlines(), new.splitlines()
+    a, b = _trim_common(old.splitlines(), new.splitlines())
     changes: Counter[LineChange] = Counter()
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -84,6 +115,18 @@ def line_changes(old: str, new: str) -> Counter[LineChange]:
             changes.update(("-", line) for line in a[i1:i2])
             changes.update(("+", line) for line in b[j1:j2])
     return changes
+
+
+def _trim_common(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
+    """Drop the common prefix and suffix: most edits are local and difflib is superlinear."""
+    start = 0
+    limit = min(len(a), len(b))
+    while start < limit and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < limit - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    return a[start : len(a) - end], b[start : len(b) - end]
 
 
 def unwanted_changes(
@@ -101,9 +144,9 @@ def unwanted_changes(
             continue
         made = line_changes(old, now)
         total += sum(made.values())
-        target = gold.get(path, old)
-        if now != target:
-            unwanted += sum((made - line_changes(old, target)).values())
+        if now != gold.get(path, old):
+            wanted = gold_diff(before, gold).changes.get(path, Counter())
+            unwanted += sum((made - wanted).values())
     return unwanted, total
 
 

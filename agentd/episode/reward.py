@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from agentd.episode.diffs import files_match, gold_hunks, present_hunks, unwanted_changes
+from agentd.episode.diffs import files_match, gold_diff, present_hunks, unwanted_changes
 from agentd.records import Action, AstGrepRule, AstGrepRun, Reward, SandboxResult
 from agentd.trajectories.srl import srl_similarity as _srl_similarity
 
@@ -106,7 +106,7 @@ def score_step(
 
 def progress(before: Mapping[str, str], gold: Mapping[str, str], files: Mapping[str, str]) -> float:
     """Share of the gold hunks present in ``files``."""
-    hunks = gold_hunks(before, gold)
+    hunks = gold_diff(before, gold).hunks
     if not hunks:
         return 1.0 if files_match(before, gold, files) else 0.0
     return _round(present_hunks(hunks, files) / len(hunks))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agentd.episode.diffs import gold_hunks, line_changes, present_hunks
+from agentd.episode.diffs import gold_diff, gold_hunks, line_changes, present_hunks
 from agentd.episode.reward import (
     BROKEN_FORMAT_TOTAL,
     RewardWeights,
@@ -81,6 +83,10 @@ class TestHunks:
         second_only = text(part + [*part[:-2], "B", "c"] + ["f"] * 8)
         assert present_hunks(hunks, {"f.py": second_only}) == 1
         assert present_hunks(hunks, gold) == 2
+
+    def test_gold_diff_cached(self) -> None:
+        """The gold diff of a task is computed once and reused for every step."""
+        assert gold_diff(BEFORE, GOLD) is gold_diff(dict(BEFORE), dict(GOLD))
 
     def test_line_changes_multiset(self) -> None:
         """Line changes count removed and added lines with their text."""
@@ -231,3 +237,19 @@ class TestVerified:
         assert is_verified(score(HALF), OK)
         assert not is_verified(score(HALF, previous=HALF), OK)
         assert is_verified(score(HALF, previous=HALF), SandboxResult(exit_code=0))
+
+
+line_lists = st.lists(st.sampled_from(["a", "b", "c", "print(x)", "log(x)", ""]), max_size=30)
+
+
+class TestProperties:
+    @settings(max_examples=200, deadline=None)
+    @given(before=line_lists, gold=line_lists, current=line_lists)
+    def test_bounds(self, before: list[str], gold: list[str], current: list[str]) -> None:
+        """Progress and regression stay in [0, 1] and the gold itself scores perfectly."""
+        b, g, c = {"f": text(before)}, {"f": text(gold)}, {"f": text(current)}
+        assert 0.0 <= progress(b, g, c) <= 1.0
+        assert 0.0 <= regression(b, g, c) <= 1.0
+        perfect = score_step(before=b, gold=g, previous=b, current=g, action=RUN, result=OK,
+                             reference=RUN)
+        assert (perfect.progress, perfect.regression, perfect.final_match) == (1.0, 0.0, True)
