@@ -18,7 +18,10 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agentd.logging import get_logger
 from agentd.records import TrajectoryRecord
+
+log = get_logger(__name__)
 
 ROW_GROUP = 1024
 
@@ -37,7 +40,8 @@ SCHEMA = pa.schema([
     ("sandbox_duration_ms", _f), ("sandbox_changed_files", pa.list_(_s)), ("sandbox_diff", _s),
     ("sandbox_matches", _s), ("sandbox_error_kind", _s), ("sandbox_error", _s),
     ("reward_format_ok", _b), ("reward_exec_ok", _b), ("reward_progress", _f),
-    ("reward_regression", _f), ("reward_final_match", _b), ("reward_srl_similarity", _f),
+    ("reward_progress_delta", _f), ("reward_regression", _f), ("reward_final_match", _b),
+    ("reward_srl_similarity", _f),
     ("reward_total", _f),
     ("timing_generate_ms", _f), ("timing_sandbox_ms", _f),
     ("usage_prompt_tokens", _i64), ("usage_completion_tokens", _i64), ("usage_cost_usd", _f),
@@ -109,9 +113,20 @@ class ParquetSink:
         self._writer = pq.ParquetWriter(out, SCHEMA, compression="zstd")
         self._rows: list[dict[str, Any]] = []
         self._row_group = row_group
+        self._checked = False
+
+    def _check_columns(self, row: dict[str, Any]) -> None:
+        # pyarrow drops keys the schema does not name; say so instead of losing data quietly.
+        self._checked = True
+        extra = sorted(set(row) - set(SCHEMA.names))
+        if extra:
+            log.warning("trajectories.parquet_columns_dropped", columns=extra)
 
     def add(self, record: TrajectoryRecord) -> None:
-        self._rows.append(flatten(record))
+        row = flatten(record)
+        if not self._rows and not self._checked:
+            self._check_columns(row)
+        self._rows.append(row)
         if len(self._rows) >= self._row_group:
             self._flush()
 

@@ -25,7 +25,7 @@ import yaml
 from agentd.records import Action, TrajectoryRecord, action_to_dict, convert_action, decode_action
 
 BROKEN_FORMAT_REWARD = -1.0
-MAX_COMPARE_CHARS = 4096
+MAX_COMPARE_CHARS = 2048  # worst case (repetitive text) ≈ 0.6 s; real actions are far shorter
 _MAX_YAML_CHARS = 64 * 1024
 _MAX_OBSERVATION_CHARS = 2048
 _WS = re.compile(r"\s+")
