@@ -11,8 +11,8 @@ The shape it forces:
 * ``<think>`` bounded free text without ``<`` (so the block cannot be closed early or nested);
 * ``<action>`` one of the tool JSON objects, string fields as JSON strings (escapes allowed,
   raw control characters not), ``paths`` as a bounded list, line numbers as positive integers;
-* ``<state_update>`` a flat JSON object of state fields whose values are a string or a list of
-  strings.
+* ``<state_update>`` a JSON object of the state's fields (``agentd.state``) whose values are a
+  string, a list of strings, an ``{"add": [...], "remove": [...]}`` edit or ``null``.
 
 Everything the regex accepts is accepted by ``protocol.parse`` (tested); the converse does not
 hold — the parser also takes other key orders and whitespace.
@@ -26,12 +26,11 @@ from collections.abc import Sequence
 import msgspec
 
 from agentd.records import Action
+from agentd.state.model import ALL_FIELDS
 
 THINK_MAX_CHARS = 2000
 PATHS_MAX = 16
-STATE_FIELDS = (
-    "goals", "constraints", "decisions", "hypotheses", "history", "open_issues", "next_focus",
-)
+STATE_FIELDS: tuple[str, ...] = ALL_FIELDS
 
 JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
 JSON_INT = r"[1-9][0-9]{0,8}"
@@ -59,9 +58,15 @@ def action_regex() -> str:
 
 
 def state_update_regex(state_fields: Sequence[str] = STATE_FIELDS) -> str:
-    """A flat object ``{"field": "text" | ["text", …], …}`` (possibly empty)."""
+    """An object of state fields, possibly empty, in the shapes ``state.merge`` takes.
+
+    A value is ``"text"``, ``["text", …]``, ``{"add": [...], "remove": [...]}`` (either key
+    optional) or ``null`` (clears ``next_focus``).
+    """
     key = '"(' + "|".join(state_fields) + ')"'
-    value = f"({JSON_STRING}|{_list(JSON_STRING, None)})"
+    items = _list(JSON_STRING, None)
+    edit = f'"(add|remove)":{_SEP}{items}'
+    value = rf"(null|{JSON_STRING}|{items}|\{{({edit}(,{_SEP}{edit})?)?\}})"
     member = f"{key}:{_SEP}{value}"
     return rf"\{{({member}(,{_SEP}{member})*)?\}}"
 

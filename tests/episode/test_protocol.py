@@ -55,7 +55,13 @@ actions: st.SearchStrategy[Action] = st.one_of(
     st.just(RunTests()),
     st.just(Submit()),
 )
-state_values = texts | st.lists(texts, max_size=4)
+text_lists = st.lists(texts, max_size=4)
+state_values = (
+    texts
+    | text_lists
+    | st.none()
+    | st.fixed_dictionaries({}, optional={"add": text_lists, "remove": text_lists})
+)
 state_updates = st.dictionaries(st.sampled_from(STATE_FIELDS), state_values, max_size=4)
 think_texts = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="<"),
