@@ -34,6 +34,14 @@ def rejected(exc: ActionRejected) -> SandboxResult:
     return SandboxResult(exit_code=None, error_kind=exc.kind, error=str(exc)[:500])
 
 
+def _hit_file_size(before: dict[str, bytes], after: dict[str, bytes],
+                   limits: SandboxLimits) -> bool:
+    # Python and many tools ignore SIGXFSZ and get EFBIG instead: a changed file sitting
+    # exactly at the cap is the trace the limit leaves.
+    cap = limits.file_size_mb * 1024 * 1024
+    return any(len(data) >= cap for p, data in after.items() if before.get(p) != data)
+
+
 def _classify(raw: RawRun, plan: Plan) -> tuple[ErrorKind, str | None, str]:
     if raw.timed_out:
         return "timeout", "timeout", f"killed after {plan.wall_s:g}s wall clock"
@@ -48,9 +56,14 @@ def _classify(raw: RawRun, plan: Plan) -> tuple[ErrorKind, str | None, str]:
 
 
 def from_run(raw: RawRun, plan: Plan, before: dict[str, bytes], after: dict[str, bytes],
-             limits: SandboxLimits) -> SandboxResult:
-    """Assemble the result of a finished process."""
+             limits: SandboxLimits, *, override: ActionRejected | None = None) -> SandboxResult:
+    """Assemble the result of a finished process (``override``: the workspace check failed)."""
     kind, reason, error = _classify(raw, plan)
+    if kind == "none" and _hit_file_size(before, after, limits):
+        kind, reason, error = "limit", "file_size_limit", "a file reached file_size_mb"
+    if override is not None and kind == "none":
+        reason = "workspace_limit" if override.kind == "limit" else None
+        kind, error = override.kind, str(override)[:500]
     matches, partial = parse_matches(raw.stdout, limits.max_matches) if plan.wants_matches \
         else ([], False)
     stdout = b"" if plan.wants_matches else raw.stdout

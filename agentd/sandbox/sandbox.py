@@ -122,7 +122,10 @@ class Sandbox:
             self._plan_and_snapshot, workspace, action, test_spec)
         async with self._limiter:
             raw = await self._spawn(workspace, plan, trace)
-        after = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
+        try:
+            after = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
+        except ActionRejected as exc:  # over quota, or a hard link appeared: no diff
+            return results.from_run(raw, plan, {}, {}, self.limits, override=exc)
         return results.from_run(raw, plan, before.files, after.files, self.limits)
 
     def _plan_and_snapshot(self, workspace: Path, action: Action,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from agentd.sandbox.jails.base import JAIL_WORKDIR, DataFile, JailRun, wrappers
+from agentd.sandbox.jails.base import DATA_DIR, JAIL_WORKDIR, DataFile, JailRun, wrappers
 
 BWRAP = "/usr/bin/bwrap"
 _NAMESPACES = (
@@ -32,6 +32,8 @@ def _root_binds() -> tuple[str, ...]:
             out += ["--symlink", str(p.readlink()), top]
         elif p.is_dir():
             out += ["--ro-bind", top, top]
+    # Only the loader cache from /etc: no passwd, resolv.conf or hosts (DNS fails by design).
+    out += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", DATA_DIR]
     out += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     return tuple(out)
 

@@ -1,0 +1,174 @@
+"""Unit tests: argv assembly of every jail backend and of the ast-grep commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentd.config import SandboxConfig
+from agentd.errors import JailUnavailableError
+from agentd.records import AstGrepRule, AstGrepRun, AstGrepSearch, TestSpec
+from agentd.sandbox.jails import DataFile, JailRun, select_jail
+from agentd.sandbox.jails.base import prlimit_argv, setpriv_argv
+from agentd.sandbox.jails.bwrap import BwrapJail
+from agentd.sandbox.jails.firejail import FirejailJail
+from agentd.sandbox.jails.none import UnjailedRunner
+from agentd.sandbox.jails.nsjail import NsjailJail
+from agentd.sandbox.plans import DATA, plan_action
+
+from ._helpers import FAST_LIMITS
+
+RUN = JailRun(
+    command=("/opt/bin/tool", "--", "a.py"), workspace=Path("/srv/ws/t-1"), limits=FAST_LIMITS,
+    ro_paths=(Path("/opt/venv"),), data_files=(DataFile("/agentd/rule.yml", 7),),
+    seccomp_fd=9, uid=65534, gid=65534,
+)
+
+
+def after_double_dash(argv: list[str]) -> list[str]:
+    return argv[argv.index("--") + 1:]
+
+
+class TestWrappers:
+    def test_prlimit_sets_every_limit(self) -> None:
+        """prlimit carries cpu, address space, file size, files, processes and no core."""
+        argv = prlimit_argv(FAST_LIMITS)
+        assert argv[0] == "/usr/bin/prlimit" and argv[-1] == "--"
+        assert {"--cpu=2", f"--as={1024 << 20}", f"--fsize={2 << 20}", "--nofile=64",
+                "--nproc=32", "--core=0"} <= set(argv)
+
+    def test_setpriv_drops_everything(self) -> None:
+        """setpriv switches real and effective ids, clears groups, caps and sets no_new_privs."""
+        argv = setpriv_argv(65534, 65534)
+        for flag in ("--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs",
+                     "--bounding-set=-all", "--inh-caps=-all"):
+            assert flag in argv
+
+    def test_no_setpriv_without_target(self) -> None:
+        """A non-root daemon has nothing to drop."""
+        assert setpriv_argv(None, None) == []
+
+
+class TestBwrap:
+    def test_namespaces_and_lifetime_flags(self) -> None:
+        """New pid/net/ipc/uts namespaces, die-with-parent, new session, no inherited env."""
+        argv = BwrapJail().build(RUN)
+        for flag in ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                     "--die-with-parent", "--new-session", "--clearenv"):
+            assert flag in argv
+        assert "--unshare-all" not in argv  # would add a user ns with the sandbox uid unmapped
+
+    def test_mounts_workspace_rw_and_rest_ro(self) -> None:
+        """Only the workspace is bound read-write, at the fixed jail path."""
+        argv = BwrapJail().build(RUN)
+        head = argv[: argv.index("--")]
+        rw = [head[i + 1] for i, a in enumerate(head) if a == "--bind"]
+        assert rw == ["/srv/ws/t-1"]
+        assert head[head.index("--bind") + 2] == "/workspace"
+        at = head.index("/opt/venv")
+        assert head[at - 1: at + 2] == ["--ro-bind", "/opt/venv", "/opt/venv"]
+
+    def test_seccomp_and_data_fds(self) -> None:
+        """The filter and data files are passed by fd number."""
+        argv = BwrapJail().build(RUN)
+        assert argv[argv.index("--seccomp") + 1] == "9"
+        i = argv.index("--ro-bind-data")
+        assert argv[i + 1: i + 3] == ["7", "/agentd/rule.yml"]
+
+    def test_command_after_wrappers(self) -> None:
+        """bwrap -- prlimit … -- setpriv … -- command, in that order."""
+        tail = after_double_dash(BwrapJail().build(RUN))
+        assert tail[0] == "/usr/bin/prlimit"
+        assert tail[-3:] == ["/opt/bin/tool", "--", "a.py"]
+        assert "/usr/bin/setpriv" in tail
+
+    def test_env_is_explicit(self) -> None:
+        """Only the fixed jail environment is set; nothing else."""
+        argv = BwrapJail().build(RUN)
+        keys = [argv[i + 1] for i, a in enumerate(argv) if a == "--setenv"]
+        assert "HOME" in keys and "PATH" in keys
+        assert all(not k.startswith(("AWS", "OPENAI", "AGENTD")) for k in keys)
+
+
+class TestOtherBackends:
+    def test_firejail_confines(self) -> None:
+        """firejail: no network, no caps, read-only root, workspace writable."""
+        argv = FirejailJail().build(RUN)
+        for flag in ("--net=none", "--caps.drop=all", "--nonewprivs", "--read-only=/",
+                     "--read-write=/srv/ws/t-1", "--noprofile"):
+            assert flag in argv
+        assert FirejailJail().cwd(RUN) == RUN.workspace
+
+    def test_nsjail_confines(self) -> None:
+        """nsjail: one-shot, sandbox uid, workspace bind, wall limit of its own."""
+        argv = NsjailJail().build(RUN)
+        assert argv[1:3] == ["--mode", "o"]
+        assert "--user" in argv and argv[argv.index("--user") + 1] == "65534"
+        assert "/srv/ws/t-1:/workspace" in argv
+
+    def test_none_runs_wrappers_only(self) -> None:
+        """The unjailed runner still applies limits and the uid drop, in the workspace."""
+        argv = UnjailedRunner().build(RUN)
+        assert argv[0] == "/usr/bin/prlimit" and argv[-1] == "a.py"
+        assert UnjailedRunner().cwd(RUN) == RUN.workspace
+        assert UnjailedRunner().data_path(RUN.data_files[0]) == "/dev/fd/7"
+
+
+class TestSelectJail:
+    @pytest.mark.parametrize(("name", "cls"), [("bwrap", BwrapJail), ("firejail", FirejailJail),
+                                               ("nsjail", NsjailJail)])
+    def test_by_config(self, name: str, cls: type) -> None:
+        """The config names the backend."""
+        assert isinstance(select_jail(SandboxConfig(jailer=name)), cls)  # type: ignore[arg-type]
+
+    def test_none_needs_consent(self) -> None:
+        """jailer none is accepted only with allow_unjailed."""
+        assert isinstance(select_jail(SandboxConfig(jailer="none", allow_unjailed=True)),
+                          UnjailedRunner)
+        with pytest.raises(ValueError, match="allow_unjailed"):
+            SandboxConfig(jailer="none")
+
+    def test_none_refused_even_if_model_bypassed(self) -> None:
+        """select_jail re-checks consent."""
+        cfg = SandboxConfig.model_construct(jailer="none", allow_unjailed=False)
+        with pytest.raises(JailUnavailableError):
+            select_jail(cfg)
+
+
+class TestToolArgv:
+    def plan(self, action: object, ws: Path) -> tuple[str, ...]:
+        return plan_action(action, ws, FAST_LIMITS, test_spec=None,  # type: ignore[arg-type]
+                           allowlist=frozenset({"ast-grep"})).args
+
+    def test_run_rewrite(self, tmp_path: Path) -> None:
+        """CLI form: values glued with '=', our config, one thread, update-all, paths last."""
+        (tmp_path / "a.py").write_text("x")
+        args = self.plan(AstGrepRun(pattern="-$A", rewrite="-1", lang="Python",
+                                    paths=["./a.py"]), tmp_path)
+        assert args[0] == "run"
+        assert f"--config={DATA}sgconfig.yml" in args
+        assert {"--pattern=-$A", "--rewrite=-1", "--lang=python", "--update-all",
+                "--threads=1"} <= set(args)
+        assert args[-2:] == ("--", "a.py")
+        assert not any("custom-languages" in a for a in args)
+
+    def test_search_uses_json_stream(self, tmp_path: Path) -> None:
+        """Searches read matches from --json=stream and never write."""
+        args = self.plan(AstGrepSearch(lang="python", pattern="f($A)"), tmp_path)
+        assert "--json=stream" in args and "--update-all" not in args
+        assert args[-2:] == ("--", ".")
+
+    def test_rule_passes_rule_file(self, tmp_path: Path) -> None:
+        """Rule form: scan --rule=<data file> --update-all."""
+        rule = "id: r\nlanguage: python\nrule: {pattern: a}\nfix: b\n"
+        args = self.plan(AstGrepRule(rule_yaml=rule), tmp_path)
+        assert args[0] == "scan" and f"--rule={DATA}rule.yml" in args
+
+    def test_tests_map_allowlisted_name(self, tmp_path: Path) -> None:
+        """A test spec's first word must be an allowlisted name."""
+        plan = plan_action(__import__("agentd.records").records.RunTests(), tmp_path,
+                           FAST_LIMITS, test_spec=TestSpec(argv=["python", "-m", "pytest"]),
+                           allowlist=frozenset({"python"}))
+        assert plan.binary == "python" and plan.args == ("-m", "pytest")
+        assert plan.ok_codes is None
