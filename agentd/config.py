@@ -83,12 +83,21 @@ class QueueConfig(_Model):
 
 
 class WriterConfig(_Model):
-    queue_size: int = Field(default=1024, ge=1)
-    batch_max_records: int = Field(default=256, ge=1)
-    batch_max_bytes: int = Field(default=1 << 20, ge=1024)
-    flush_interval_s: float = Field(default=0.2, gt=0)
+    """The trajectory writer (``agentd.trajectories.writer``).
+
+    A batch is written when it holds ``batch_max_records`` records or ``batch_max_bytes``
+    bytes, or ``flush_interval_s`` after its first record. ``fsync``: ``always`` syncs every
+    batch, ``interval`` at most once per ``fsync_interval_s`` (and never later than that for a
+    written record), ``never`` only on rotation and shutdown. A shard rotates before it would
+    pass ``rotate_bytes``.
+    """
+
+    queue_size: int = Field(default=1024, ge=1, le=1_000_000)
+    batch_max_records: int = Field(default=256, ge=1, le=1_000_000)
+    batch_max_bytes: int = Field(default=1 << 20, ge=1024, le=256 << 20)
+    flush_interval_s: float = Field(default=0.2, gt=0, le=60)
     fsync: Literal["always", "interval", "never"] = "interval"
-    fsync_interval_s: float = Field(default=1.0, gt=0)
+    fsync_interval_s: float = Field(default=1.0, gt=0, le=3600)
     rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
 
 

@@ -159,8 +159,11 @@ class TrajectoryWriter:
         Start it with ``await task_group.start(writer.run)`` so that ``close()`` knows a
         writer task is there to drain the queue.
         """
+        if self._done.is_set():
+            task_status.started()
+            return  # closed before it ever ran: close() already shut the files
         if self._started:
-            raise RuntimeError("TrajectoryWriter.run() already started (or closed)")
+            raise RuntimeError("TrajectoryWriter.run() already started")
         self._started = True
         task_status.started()
         clean = False

@@ -298,6 +298,14 @@ class TestOrderAndBackpressure:
         assert w.statistics().queue_depth == 2
         await w.close()
 
+    async def test_close_before_run_is_clean(self, tmp_path: Path, make_record: Factory) -> None:
+        """close() before the writer task started leaves run() nothing to do."""
+        w = TrajectoryWriter(tmp_path, writer_config())
+        await w.close()
+        await w.run()
+        with pytest.raises(TrajectoryError):
+            await w.put(make_record())
+
     async def test_put_after_close_raises(self, tmp_path: Path, make_record: Factory) -> None:
         """A closed writer refuses records with TrajectoryError."""
         async with TrajectoryWriter(tmp_path, writer_config()) as w:
