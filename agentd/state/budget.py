@@ -12,7 +12,8 @@ Counting is pluggable (``TokenCounter``) and every result says which counter pro
   and code (they average 3.5–4.5 bytes a token).
 
 ``fit_budget`` folds an over-budget state in a fixed order — oldest history first, then
-hypotheses (oldest first), then the decisions into one summary line, then open issues (oldest
+hypotheses (oldest first), then the decisions into one summary line (about half their size:
+the head of each, or the summariser's words), then open issues (oldest
 first), the summary line, constraints and goals (newest first) and finally next_focus — and
 records each thing it dropped. The order is a list of candidate states, each smaller than
 the one before, so a binary search finds the least folding that fits with a handful of counts
@@ -37,7 +38,7 @@ from agentd.config import StateConfig
 from agentd.errors import ConfigError
 from agentd.logging import get_logger
 from agentd.state.merge import snippet
-from agentd.state.model import State, clean_text
+from agentd.state.model import ELLIPSIS, State, clean_text
 from agentd.state.render import render
 
 log = get_logger(__name__)
@@ -45,7 +46,7 @@ log = get_logger(__name__)
 Summariser = Callable[[list[str], int], Awaitable[str]]
 """``await summariser(decisions, max_chars)`` → one line summarising the decisions."""
 
-SUMMARY_PREFIX: Final = "summary of earlier decisions: "
+SUMMARY_PREFIX: Final = "earlier decisions: "
 
 
 class TokenCount(msgspec.Struct, frozen=True):
@@ -348,13 +349,17 @@ def _clear_focus(s: State) -> tuple[State, str]:
 async def _summary(
     decisions: list[str], max_chars: int, summariser: Summariser | None, timeout_s: float
 ) -> str | None:
-    """One line for all decisions, or None when folding would not make them shorter."""
+    """One line for all decisions at about half their size, or None if that saves nothing."""
     if len(decisions) < 2:
         return None
-    line = await _ask_summariser(decisions, max_chars, summariser, timeout_s)
+    size = sum(len(d) + 3 for d in decisions)  # as rendered: "- " + item + newline
+    target = min(max_chars, max(len(SUMMARY_PREFIX) + 24, size // 2))
+    line = await _ask_summariser(decisions, target, summariser, timeout_s)
     if not line:
-        line = clean_text(SUMMARY_PREFIX + "; ".join(decisions), max_chars)
-    return line if len(line) < sum(len(d) + 3 for d in decisions) else None
+        share = max(8, (target - len(SUMMARY_PREFIX)) // len(decisions) - 2)
+        heads = (d if len(d) <= share else d[: share - 1] + ELLIPSIS for d in decisions)
+        line = clean_text(SUMMARY_PREFIX + "; ".join(heads), target)
+    return line if len(line) < size else None
 
 
 async def _ask_summariser(

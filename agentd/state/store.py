@@ -284,7 +284,7 @@ class StateStore:
         async with self.transaction() as db:
             return await self.save_in(db, run_id, task_id, episode, state, expected_version)
 
-    async def save_in(  # noqa: PLR0917 - the contract mirrors save() with the connection first
+    async def save_in(
         self,
         db: aiosqlite.Connection,
         run_id: str,
