@@ -19,6 +19,8 @@ from agentd.sandbox.process import RawRun
 _LIMIT_SIGNALS = {
     128 + signal.SIGXFSZ: "file_size_limit",
     128 + signal.SIGXCPU: "cpu_limit",
+    # Inside the jail only the kernel sends SIGKILL: the hard CPU limit or the OOM killer.
+    128 + signal.SIGKILL: "killed_by_kernel",
 }
 
 

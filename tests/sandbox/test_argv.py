@@ -35,7 +35,7 @@ class TestWrappers:
         """prlimit carries cpu, address space, file size, files, processes and no core."""
         argv = prlimit_argv(FAST_LIMITS)
         assert argv[0] == "/usr/bin/prlimit" and argv[-1] == "--"
-        assert {"--cpu=2", f"--as={1024 << 20}", f"--fsize={2 << 20}", "--nofile=64",
+        assert {"--cpu=2:3", f"--as={1024 << 20}", f"--fsize={2 << 20}", "--nofile=64",
                 "--nproc=32", "--core=0"} <= set(argv)
 
     def test_setpriv_drops_everything(self) -> None:

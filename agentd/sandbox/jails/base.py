@@ -79,10 +79,11 @@ class Jail(Protocol):
 
 
 def prlimit_argv(limits: SandboxLimits) -> list[str]:
-    """``prlimit`` with every resource limit, soft = hard, ending in ``--``."""
+    """``prlimit`` with every resource limit, ending in ``--``."""
     return [
         PRLIMIT,
-        f"--cpu={limits.cpu_seconds}",
+        # SIGXCPU at the soft limit (a clear exit status), SIGKILL a second later if ignored.
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
         f"--as={limits.address_space_mb * MB}",
         f"--fsize={limits.file_size_mb * MB}",
         f"--nofile={limits.open_files}",
