@@ -18,7 +18,6 @@ from typing import IO
 import msgspec
 
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.parquet import ParquetSink
 from agentd.trajectories.reader import SchemaError, decode_record, iter_files, iter_lines
 from agentd.trajectories.shards import fsync_dir
 from agentd.trajectories.srl import episode_instances, group_episodes, is_expert_episode
@@ -59,6 +58,7 @@ def atomic_output(out: Path) -> Iterator[IO[bytes]]:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the export from its readers
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -103,6 +103,8 @@ def export_jsonl(paths: Iterable[Path], out: Path, flt: Filter) -> ExportResult:
 
 def export_parquet(paths: Iterable[Path], out: Path, flt: Filter) -> ExportResult:
     """One row per kept record with the flat schema of ``trajectories.parquet``."""
+    from agentd.trajectories.parquet import ParquetSink  # pyarrow is slow to import
+
     result = ExportResult()
     with atomic_output(out) as f, ParquetSink(f) as sink:
         for _, record in _kept(paths, flt, result):

@@ -233,7 +233,11 @@ class TrajectoryWriter:
         if not isinstance(item, TrajectoryRecord):
             return batch
         self._add(batch, item)
-        deadline = anyio.current_time() + self.config.flush_interval_s
+        # Stop collecting when the flush is due, or earlier if pending records' fsync is.
+        fsync_due = self._fsync_wait()
+        wait = self.config.flush_interval_s if fsync_due is None else min(
+            self.config.flush_interval_s, fsync_due)
+        deadline = anyio.current_time() + wait
         while not batch.full(self.config):
             ready: TrajectoryRecord | _Eof | _Tick | None = self._receive_nowait()
             if ready is None:

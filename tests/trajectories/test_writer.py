@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -333,6 +334,37 @@ class TestOrderAndBackpressure:
         assert stats.last_flush_ms > 0
         with pytest.raises(AttributeError):
             stats.records = 2  # type: ignore[misc]
+
+
+class TestWriteFailure:
+    async def test_a_failed_write_is_cut_back_and_stops_the_writer(
+        self, tmp_path: Path, make_record: Factory, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Disk full halfway through a batch: the half is truncated away and run() raises."""
+        real_write = os.write
+        calls = 0
+
+        def half_then_enospc(fd: int, data: bytes | memoryview) -> int:
+            nonlocal calls
+            if calls < 2 and bytes(data[:10]) != b'{"run_id":':
+                return real_write(fd, data)
+            calls += 1  # after the short write, the writer's retry of the rest fails
+            if calls == 1:
+                return real_write(fd, data)
+            if calls == 2:
+                return real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "write", half_then_enospc)
+        with pytest.raises(ExceptionGroup) as info:
+            async with TrajectoryWriter(tmp_path, writer_config(batch_max_records=2)) as w:
+                for r in _records(make_record, 4):
+                    await w.put(r)
+                await anyio.sleep(1)
+        assert info.group_contains(TrajectoryError, match="No space left")
+        assert [k[3] for k in shard_keys(tmp_path / "run-1")] == [0, 1]
+        with pytest.raises(TrajectoryError, match="closed"):
+            await w.put(make_record())
 
 
 class _ListHandler(logging.Handler):
