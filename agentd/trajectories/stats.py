@@ -2,8 +2,9 @@
 
 A step is *verified* when its record says so (the sandbox ran the action and the engine
 checked it); a *parse failure* is a step whose model output did not parse; a *final match*
-is an episode's ``done`` step whose workspace equals the gold. The reports package reads the
-same ``Bucket`` numbers, so the two never disagree.
+is an episode's ``done`` step whose workspace equals the gold. Every count comes from the
+record's own fields (``verified`` is set by the engine with ``episode.reward.is_verified``),
+so these numbers and ``agentd report`` agree as long as both read the same files.
 """
 
 from __future__ import annotations
