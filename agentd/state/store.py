@@ -237,10 +237,11 @@ class StateStore:
         """The latest committed state, or version 0 and an empty state."""
         self._n.loads += 1
         sql = f"SELECT state, version, updated_at FROM states WHERE {_KEY}"  # noqa: S608
-        async with self._reader.execute(sql, (run_id, task_id, episode)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        # execute_fetchall: one trip to the reader's thread instead of execute+fetch+close.
+        rows = list(await self._reader.execute_fetchall(sql, (run_id, task_id, episode)))
+        if not rows:
             return StoredState(State(), 0)
+        row = rows[0]
         return StoredState(_decode(row[0], run_id, task_id, episode), int(row[1]), float(row[2]))
 
     async def history(
@@ -280,9 +281,16 @@ class StateStore:
     async def save(
         self, run_id: str, task_id: str, episode: int, state: State, expected_version: int
     ) -> int:
-        """Save if the stored version is still ``expected_version``; returns the new version."""
-        async with self.transaction() as db:
-            return await self.save_in(db, run_id, task_id, episode, state, expected_version)
+        """Save if the stored version is still ``expected_version``; returns the new version.
+
+        One statement in autocommit mode is its own transaction in SQLite (the audit trigger
+        included), so this needs no BEGIN/COMMIT: one trip to the connection's thread.
+        """
+        async with self._lock:
+            db = self._writer
+            if db.in_transaction:  # a rollback cut short by cancellation left one open
+                await db.execute("ROLLBACK")
+            return await self._cas(db, run_id, task_id, episode, state, expected_version)
 
     async def save_in(
         self,
@@ -296,6 +304,17 @@ class StateStore:
         """``save`` inside the caller's ``transaction()``; the caller's commit makes it stick."""
         if not db.in_transaction:
             raise StateError("save_in needs an open transaction (use StateStore.transaction())")
+        return await self._cas(db, run_id, task_id, episode, state, expected_version)
+
+    async def _cas(
+        self,
+        db: aiosqlite.Connection,
+        run_id: str,
+        task_id: str,
+        episode: int,
+        state: State,
+        expected_version: int,
+    ) -> int:
         if expected_version < 0:
             raise StateError(f"expected_version must be >= 0, got {expected_version}")
         blob, now = encode_state(state).decode(), time.time()
