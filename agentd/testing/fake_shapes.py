@@ -14,6 +14,7 @@ import uuid
 import zlib
 from typing import Any
 
+FINGERPRINT = "vllm-0.32.0-fake"
 _PIECE = re.compile(r"\s*\S+|\s+")
 ERROR_TYPES = {
     400: "BadRequestError",
@@ -110,7 +111,12 @@ class Completion:
         """The non-streaming ``chat.completion`` / ``text_completion`` body."""
         text = "".join(self.toks)
         choice = self._choice(self.toks, self.finish_reason)
-        top = self._envelope([choice]) | {"usage": usage(self.prompt_ids, self.toks)}
+        top = self._envelope([choice]) | {
+            "usage": usage(self.prompt_ids, self.toks),
+            "service_tier": None,
+            "system_fingerprint": FINGERPRINT,
+            "kv_transfer_params": None,
+        }
         if self.chat:
             choice["message"] = {
                 "role": "assistant",
@@ -147,7 +153,8 @@ class Completion:
             finish = self.finish_reason if i == len(toks) - 1 else None
             out.append(self._envelope([self._delta(tok, finish, first=i == 0)]))
         if (self.body.get("stream_options") or {}).get("include_usage"):
-            out.append(self._envelope([]) | {"usage": usage(self.prompt_ids, self.toks)})
+            tail = {"usage": usage(self.prompt_ids, self.toks), "system_fingerprint": FINGERPRINT}
+            out.append(self._envelope([]) | tail)
         return out
 
     def _delta(self, tok: str | None, finish: str | None, *, first: bool) -> dict[str, Any]:
@@ -179,5 +186,4 @@ class Completion:
             "created": self.created,
             "model": self.model,
             "choices": choices,
-            "usage": None,
         }

@@ -44,7 +44,10 @@ class TestGenerate:
         await client.aclose()
         assert gen.usage.completion_token_ids is not None
         assert len(gen.usage.completion_token_ids) == 3
-        assert gen.usage.prompt_token_ids and len(gen.usage.prompt_token_ids) == gen.usage.prompt_tokens
+        assert (
+            gen.usage.prompt_token_ids
+            and len(gen.usage.prompt_token_ids) == gen.usage.prompt_tokens
+        )
         assert gen.usage.logprobs == pytest.approx([-0.01, -0.02, -0.03])
         body = fake.generation_bodies()[-1]
         assert body["return_token_ids"] is True and body["logprobs"] is True
@@ -87,8 +90,9 @@ class TestGenerate:
 
     async def test_teacher_mode_sends_no_vllm_extensions(self, fake: FakeVLLM) -> None:
         """With vllm=False neither structured_outputs nor return_token_ids is sent."""
-        client = OpenAIClient(f"{fake.base_url}/v1", MODEL, config=fast_config(), name="t",
-                              vllm=False)
+        client = OpenAIClient(
+            f"{fake.base_url}/v1", MODEL, config=fast_config(), name="t", vllm=False
+        )
         await client.generate(CallParams(messages=CHAT.messages, structured_output={"regex": "a"}))
         await client.aclose()
         body = fake.generation_bodies()[-1]
@@ -189,7 +193,9 @@ class TestMisbehaviour:
         assert info.value.status == 200
 
     @pytest.mark.parametrize("stream", [False, True])
-    async def test_wrong_content_type_is_a_response_error(self, fake: FakeVLLM, stream: bool) -> None:
+    async def test_wrong_content_type_is_a_response_error(
+        self, fake: FakeVLLM, stream: bool
+    ) -> None:
         """An HTML page from a proxy is rejected by content type, streaming or not."""
         fake.misbehave("wrong_content_type")
         client = make_client(fake, stream=stream)
@@ -245,8 +251,9 @@ class TestSecrets:
     ) -> None:
         """The bearer key reaches the server but not repr, errors or log lines."""
         caplog.set_level(logging.DEBUG)
-        client = OpenAIClient(fake.base_url, MODEL, api_key="sk-SECRET123", config=fast_config(),
-                              name="t")
+        client = OpenAIClient(
+            fake.base_url, MODEL, api_key="sk-SECRET123", config=fast_config(), name="t"
+        )
         await client.generate(CHAT)
         fake.misbehave("status", status=401)
         with pytest.raises(EndpointResponseError) as info:
