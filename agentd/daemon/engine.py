@@ -33,7 +33,7 @@ from agentd.policies.reference import ReferencePolicy
 from agentd.records import Task, TrajectoryRecord
 from agentd.sandbox import Sandbox
 from agentd.state import EstimateCounter, State, StateStore, TokenCounter
-from agentd.trajectories import TrajectoryWriter, last_record_key
+from agentd.trajectories import TrajectoryWriter
 
 log = get_logger(__name__)
 _record_decoder = msgspec.json.Decoder(TrajectoryRecord)
@@ -95,17 +95,12 @@ class Engine:
     async def start(self, tg: TaskGroup) -> None:
         """Start the writer (replaying the outbox first), the dispatcher and the watchdog."""
         assert self.writer is not None
-        await tg.start(self._run_writer)
+        await tg.start(self.writer.run)
         for record in self._pending:
             await self.writer.put(record)
         self._pending = []
         tg.start_soon(self._dispatch, tg)
         tg.start_soon(self._watchdog)
-
-    async def _run_writer(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        assert self.writer is not None
-        task_status.started()
-        await self.writer.run()
 
     async def drain(self, deadline_s: float) -> int:
         """Stop leasing, let in-flight steps finish; returns how many episodes were cut off."""
@@ -217,17 +212,18 @@ class Engine:
                     if self._paused:
                         await self._resumed.wait()
                         continue
-                    await self._slots.acquire()
+                    slot = object()  # the limiter counts borrowers; each episode is one
+                    await self._slots.acquire_on_behalf_of(slot)
                     leases = [] if self._draining else await self.queue.lease(
                         1, run_id=self.only_run)
                     if not leases:
-                        self._slots.release()
+                        self._slots.release_on_behalf_of(slot)
                         await anyio.sleep(poll)
                         continue
                     self._in_flight[_key(leases[0])] = leases[0]
-                    episodes.start_soon(self._episode, leases[0])
+                    episodes.start_soon(self._episode, leases[0], slot)
 
-    async def _episode(self, lease: Lease) -> None:
+    async def _episode(self, lease: Lease, slot: object) -> None:
         assert self.queue is not None
         with log_context(run_id=lease.run_id, task_id=lease.task_id, episode=lease.episode):
             try:
@@ -236,9 +232,10 @@ class Engine:
                 log.warning("episode.lease_lost")
                 return
             except (PolicyError, TimeoutError, AgentdError) as exc:
-                status = await self.queue.finish(lease, error=f"{type(exc).__name__}: {exc}")
-                self.metrics.inc(f"episodes_{status}")
-                log.warning("episode.failed", error=str(exc), status=status)
+                await self._fail(lease, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug in one episode must not stop the others
+                log.error("episode.crashed", error=repr(exc))
+                await self._fail(lease, f"internal error: {type(exc).__name__}: {exc}")
             else:
                 if outcome == "released":
                     await self.queue.release(lease)
@@ -247,7 +244,14 @@ class Engine:
                     self.metrics.inc("episodes_done")
             finally:
                 self._forget(lease)
-                self._slots.release()
+                self._slots.release_on_behalf_of(slot)
+
+    async def _fail(self, lease: Lease, error: str) -> None:
+        assert self.queue is not None
+        with anyio.CancelScope(shield=True):
+            status = await self.queue.finish(lease, error=error[:500])
+        self.metrics.inc(f"episodes_{status}")
+        log.warning("episode.failed", error=error[:500], status=status)
 
     def _forget(self, lease: Lease) -> None:
         self._in_flight.pop(_key(lease), None)
@@ -324,14 +328,14 @@ class Engine:
 
     async def _recover_outbox(self) -> list[TrajectoryRecord]:
         """Drop outbox rows already in the shards; return the rest in commit order."""
-        assert self.store is not None
-        root = self._path("trajectories")
+        assert self.store is not None and self.writer is not None
         pending: list[TrajectoryRecord] = []
         async with self.store.transaction() as db:
             cur = await db.execute("SELECT DISTINCT run_id FROM outbox")
             runs = [row[0] for row in await cur.fetchall()]
             for run_id in runs:
-                key = await anyio.to_thread.run_sync(last_record_key, root / run_id)
+                # prepare() cuts a torn last line and returns the last whole record's key.
+                key = await self.writer.prepare(run_id)
                 if key is not None:
                     await db.execute(
                         "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"

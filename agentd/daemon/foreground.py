@@ -176,6 +176,8 @@ def run_command(args: argparse.Namespace) -> int:
         shutdown_logging()
     from agentd.trajectories.verify import verify_paths
 
-    problems = [str(p) for p in verify_paths([Path(summary["trajectories"])]).problems]
+    run_dir = Path(summary["trajectories"])
+    problems = [str(p) for p in verify_paths([run_dir]).problems] if run_dir.exists() else []
     _print_summary(summary, problems)
-    return 1 if problems or summary["episodes"]["dead"] else 0
+    failed = problems or summary["episodes"]["dead"] or not summary["steps"]
+    return 1 if failed else 0

@@ -11,6 +11,7 @@ and hands the rest of the episode back to the queue.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ class EpisodeRunner:
     async def _steps(self, lease: Lease, workspace: Path, files: dict[str, str]) -> Outcome:
         policy = await self.policy_for(lease.policy)
         observation = "" if lease.next_step == 0 else "(the episode resumed after a restart)"
-        max_steps = min(lease.task.max_steps, self.settings.agentd.episodes.max_steps)
+        max_steps = self._max_steps(lease)
         for step in range(lease.next_step, max_steps):
             if self.should_stop():
                 return "released"
@@ -134,7 +135,7 @@ class EpisodeRunner:
             stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
             block = await fit_budget(stored.state, self.counter, caps.token_budget, caps=caps)
             prompt = render_prompt(self._templates(lease.policy), lease.task, block.rendered,
-                                   observation or None, step)
+                                   observation or None, step, max_steps=self._max_steps(lease))
             request = self._request(lease, policy, prompt.messages, step)
             generation = await self._generate(policy, request)
             acted = await self._act(lease, workspace, files, generation, step, last)
@@ -158,6 +159,9 @@ class EpisodeRunner:
             state=state, rejected=[])
         again = merge(merged.state, {"history": [_history_line(step, acted)]}, caps)
         return MergeResult(state=again.state, rejected=[*merged.rejected, *again.rejected])
+
+    def _max_steps(self, lease: Lease) -> int:
+        return min(lease.task.max_steps, self.settings.agentd.episodes.max_steps)
 
     def _templates(self, policy_name: str) -> PromptTemplates:
         s = self.settings
@@ -202,9 +206,10 @@ class EpisodeRunner:
             self.metrics.inc("parse_failures")
         current = await self.sandbox.read_files(workspace) if result is not None else files
         reference = task.reference_actions[step] if step < len(task.reference_actions) else Submit()
-        reward = score_step(before=task.files, gold=task.gold, previous=files, current=current,
-                            action=action, result=result, reference=reference,
-                            format_ok=action is not None)
+        # Scoring diffs whole files: tens of ms on the largest tasks, so off the event loop.
+        reward = await anyio.to_thread.run_sync(functools.partial(
+            score_step, before=task.files, gold=task.gold, previous=files, current=current,
+            action=action, result=result, reference=reference, format_ok=action is not None))
         done = isinstance(action, Submit) or last
         if done:
             reward = await self._final_check(task, current, reward)
@@ -237,7 +242,8 @@ class EpisodeRunner:
             model_output=protocol.model_output(generation.text, acted.parsed),
             parse_error=acted.parse_error, state_rejected=rejected,
             sandbox_result=acted.result, reward=acted.reward,
-            verified=is_verified(acted.reward, acted.result), done=acted.done,
+            verified=is_verified(acted.reward, acted.result, action=acted.action),
+            done=acted.done,
             timing=Timing(generate_ms=generation.total_ms, sandbox_ms=acted.sandbox_ms),
             usage=generation.usage,
             provenance=Provenance(config_hash=self.settings.config_hash,
