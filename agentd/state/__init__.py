@@ -21,6 +21,7 @@ from agentd.state.budget import (
     TokenCount,
     TokenCounter,
     TokenizerJsonCounter,
+    counter_for,
     fit_budget,
     measure,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "TokenizerJsonCounter",
     "cap_state",
     "clean_text",
+    "counter_for",
     "decode_state",
     "encode_state",
     "fit_budget",

@@ -190,6 +190,27 @@ class RemoteTokenizeCounter:
         return parsed.count
 
 
+async def counter_for(
+    config: StateConfig,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> TokenCounter:
+    """The counter the config asks for: the actor's ``/tokenize`` when one is given, falling
+    back to the local ``tokenizer.json`` when configured, else to the estimate.
+
+    Raises ``ConfigError`` if ``tokenizer_json`` is set but cannot be loaded (a start-up
+    problem the operator must see, not something to paper over with the estimate).
+    """
+    fallback: TokenCounter = EstimateCounter()
+    if config.tokenizer_json is not None:
+        fallback = await TokenizerJsonCounter.load(config.tokenizer_json)
+    if base_url and model and client is not None:
+        return RemoteTokenizeCounter(base_url, model, client, fallback=fallback)
+    return fallback
+
+
 async def measure(counter: TokenCounter, text: str) -> TokenCount:
     """Count ``text``; a counter that fails is replaced by the estimate, never raised."""
     try:

@@ -17,6 +17,7 @@ from agentd.state import (
     RemoteTokenizeCounter,
     State,
     TokenizerJsonCounter,
+    counter_for,
     fit_budget,
     measure,
     render,
@@ -121,6 +122,28 @@ class TestRemoteTokenizeCounter:
             assert len(tokenize_server.requests) == 1
             await asyncio.sleep(0.35)
             assert (await counter.measure("a b")).counter == "vllm_tokenize:m"
+
+
+class TestCounterFor:
+    async def test_without_actor_or_tokenizer_it_is_the_estimate(self) -> None:
+        """No actor and no tokenizer.json configured: the estimate."""
+        assert (await counter_for(StateConfig())).name == "estimate"
+
+    async def test_with_an_actor_it_is_remote_over_the_estimate(
+        self, tokenize_server: TokenizeServer
+    ) -> None:
+        """With an actor the remote counter is used, the estimate behind it."""
+        async with httpx.AsyncClient() as client:
+            counter = await counter_for(StateConfig(), base_url=tokenize_server.url,
+                                        model="m", client=client)
+            assert isinstance(counter, RemoteTokenizeCounter)
+            assert counter.fallback.name == "estimate"
+            assert (await measure(counter, "a b c")).counter == "vllm_tokenize:m"
+
+    async def test_a_broken_tokenizer_json_setting_is_a_config_error(self, tmp_path: Path) -> None:
+        """A configured tokenizer.json that cannot be loaded stops start-up with one line."""
+        with pytest.raises(ConfigError, match="tokenizer_json"):
+            await counter_for(StateConfig(tokenizer_json=tmp_path / "missing.json"))
 
 
 class TestTokenizerJsonCounter:
