@@ -145,10 +145,22 @@ def _resolve(spec: str) -> Handler:
     return fn
 
 
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of an exception group (task groups wrap what their tasks raise)."""
+    first = group.exceptions[0]
+    return _unwrap(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _resolve(args.handler)(args)
+        try:
+            return _resolve(args.handler)(args)
+        except BaseExceptionGroup as group:
+            leaf = _unwrap(group)
+            if isinstance(leaf, AgentdError | KeyboardInterrupt):
+                raise leaf from group
+            raise
     except UsageError as exc:
         print(f"agentd: {exc}", file=sys.stderr)
         return 2

@@ -113,6 +113,10 @@ class Engine:
         self._episodes_scope.cancel()
         for lease in list(self._in_flight.values()):
             await self._release(lease)
+        if self.writer is not None:
+            # Flush while the writer task still runs: everything committed reaches the shards.
+            with anyio.CancelScope(shield=True):
+                await self.writer.close()
         return abandoned
 
     async def close(self) -> None:

@@ -113,11 +113,12 @@ async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]
     engine.only_run = opts.run_id
     await engine.open()
     try:
+        # Submitting first lets a bad policy or split fail before any task starts.
+        submitted = await engine.submit({"split": opts.split, "policy": opts.policy,
+                                         "limit": opts.limit, "episodes": opts.episodes,
+                                         "run_id": opts.run_id})
         async with anyio.create_task_group() as tg:
             await engine.start(tg)
-            submitted = await engine.submit({"split": opts.split, "policy": opts.policy,
-                                             "limit": opts.limit, "episodes": opts.episodes,
-                                             "run_id": opts.run_id})
             started = time.monotonic()
             total = max(submitted["tasks"] * opts.episodes, 1)
             counts = await _wait_for_run(engine, opts, total)

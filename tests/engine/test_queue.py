@@ -6,7 +6,6 @@ import aiosqlite
 
 from agentd.daemon.queue import TaskQueue
 from agentd.state import StateStore
-
 from agentd.testing.tasks import make_task
 
 
