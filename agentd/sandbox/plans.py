@@ -20,6 +20,7 @@ from agentd.sandbox.rules import RuleRejected, check_language, parse_rules, rend
 
 DATA = "\x00data:"  # marks an argument that names a data file (NUL never survives validation)
 SG_CONFIG = b"ruleDirs: []\n"
+MAX_TEST_WALL_S = 3600.0
 _AST_GREP_OK = frozenset({0, 1})  # 1 = "no match" for run, "error-level findings" for scan
 
 
@@ -113,7 +114,8 @@ def plan_tests(spec: TestSpec | None, allowlist: frozenset[str]) -> Plan:
     _no_nul(*spec.argv)
     if spec.argv[0] not in allowlist:
         raise ActionRejected("invalid_action", f"{spec.argv[0][:40]!r} is not allowlisted")
-    return Plan(spec.argv[0], tuple(spec.argv[1:]), spec.timeout_s, writes=True,
+    wall = min(spec.timeout_s, MAX_TEST_WALL_S)
+    return Plan(spec.argv[0], tuple(spec.argv[1:]), wall, writes=True,
                 ok_codes=None)
 
 

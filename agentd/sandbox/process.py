@@ -102,16 +102,28 @@ async def _wait(proc: Process, wall_s: float) -> bool:
     return True
 
 
+async def _spawn(argv: Sequence[str], *, pass_fds: Sequence[int], cwd: Path | None) -> Process:
+    """Start the child with umask 022: mount points bwrap creates must be traversable by the
+    sandbox uid whatever the daemon's own umask (systemd's UMask=0027).
+
+    uvloop's subprocess_exec has no ``umask`` argument, so the process umask is set around the
+    spawn (fork and exec happen inside the call) and restored at once.
+    """
+    previous = os.umask(0o022)
+    try:
+        return await anyio.open_process(
+            list(argv), stdin=subprocess.DEVNULL, env={}, cwd=cwd, start_new_session=True,
+            pass_fds=pass_fds)
+    finally:
+        os.umask(previous)
+
+
 async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
                       pass_fds: Sequence[int] = (), cwd: Path | None = None) -> RawRun:
     """Run ``argv`` to completion or until ``wall_s``; never raises for the child's sake."""
     out = _Output(limit=output_bytes)
     started = time.perf_counter()
-    proc = await anyio.open_process(
-        list(argv), stdin=subprocess.DEVNULL, env={}, cwd=cwd, start_new_session=True,
-        pass_fds=pass_fds,
-        umask=0o022,  # mount points bwrap creates must be traversable by the sandbox uid
-    )
+    proc = await _spawn(argv, pass_fds=pass_fds, cwd=cwd)
     try:
         timed_out = await _supervise(proc, out, wall_s)
     finally:

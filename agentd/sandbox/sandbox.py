@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import anyio
 
 from agentd.config import SandboxConfig
+from agentd.errors import JailUnavailableError
 from agentd.records import Action, ReadFile, RunTests, SandboxResult, Submit, TestResult, TestSpec
 from agentd.sandbox import results
 from agentd.sandbox.binaries import Binary, resolve_allowlist
@@ -33,6 +36,7 @@ from agentd.sandbox.workspace import (
     Owner,
     Snapshot,
     create_workspace,
+    readable_files,
     remove_workspace,
     snapshot,
 )
@@ -69,7 +73,7 @@ class Sandbox:
 
     async def read_files(self, workspace: Path) -> dict[str, str]:
         """Every regular file of the workspace as text (no-follow, bounded)."""
-        snap = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
+        snap = await anyio.to_thread.run_sync(readable_files, workspace, self.limits)
         return {p: data.decode("utf-8", "replace") for p, data in snap.files.items()}
 
     async def cleanup(self, workspace: Path) -> None:
@@ -142,18 +146,23 @@ class Sandbox:
             argv = self.jail.build(run)
             trace["argv"] = argv
             fds = [d.fd for d in data_files] + ([seccomp] if seccomp is not None else [])
-            return await run_process(argv, wall_s=plan.wall_s,
-                                     output_bytes=self.limits.output_bytes, pass_fds=fds,
-                                     cwd=self.jail.cwd(run))
+            try:
+                return await run_process(argv, wall_s=plan.wall_s,
+                                         output_bytes=self.limits.output_bytes, pass_fds=fds,
+                                         cwd=self.jail.cwd(run))
+            except OSError as exc:  # the jailer itself is missing or not executable
+                raise JailUnavailableError(f"cannot start {argv[0]}: {exc.strerror}") from None
 
     @contextlib.contextmanager
     def _fds(self, plan: Plan) -> Iterator[tuple[list[DataFile], int | None]]:
         opened: list[int] = []
+        copies = None if self.jail.name == "bwrap" or not plan.data else _DataDir()
         try:
             files = []
             for name, content in plan.data:
                 opened.append(data_fd(content, name))
-                files.append(DataFile(dest=f"{DATA_DIR}/{name}", fd=opened[-1]))
+                host = copies.add(name, content) if copies else None
+                files.append(DataFile(dest=f"{DATA_DIR}/{name}", fd=opened[-1], host_path=host))
             seccomp = None
             if self.config.seccomp and self.jail.name == "bwrap":
                 seccomp = data_fd(seccomp_bpf(), "seccomp")
@@ -162,6 +171,8 @@ class Sandbox:
         finally:
             for fd in opened:
                 os.close(fd)
+            if copies is not None:
+                copies.remove()
 
     def _jail_run(self, workspace: Path, plan: Plan, data_files: list[DataFile],
                   seccomp: int | None) -> JailRun:
@@ -196,6 +207,23 @@ class Sandbox:
         from agentd.sandbox.doctor import probe_jail
 
         return await probe_jail(self)
+
+
+class _DataDir:
+    """World-readable copies of data files for backends without file injection."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="agentd-data-"))
+        self.path.chmod(0o755)
+
+    def add(self, name: str, content: bytes) -> Path:
+        target = self.path / name
+        target.write_bytes(content)
+        target.chmod(0o444)
+        return target
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _inline_data(arg: str, by_name: dict[str, str]) -> str:

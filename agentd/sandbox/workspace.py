@@ -71,9 +71,10 @@ def _hand_over(fd: int, st: os.stat_result, owner: Owner) -> None:
 class _Walker:
     """One bounded, no-follow walk of a workspace."""
 
-    def __init__(self, limits: SandboxLimits, owner: Owner) -> None:
+    def __init__(self, limits: SandboxLimits, owner: Owner, *, lenient: bool = False) -> None:
         self.limits = limits
         self.owner = owner
+        self.lenient = lenient
         self.snap = Snapshot()
 
     def walk(self, root: Path) -> Snapshot:
@@ -115,6 +116,8 @@ class _Walker:
             self._file(dfd, name, shown, st)
 
     def _file(self, dfd: int, name: str, shown: str, st: os.stat_result) -> None:
+        if st.st_nlink > 1 and self.lenient:
+            return
         if st.st_nlink > 1:
             raise ActionRejected("path_escape", f"hard-linked file in the workspace: {shown[:80]}")
         self.snap.total_bytes += st.st_size
@@ -145,7 +148,20 @@ def _read_all(fd: int, size: int) -> bytes:
 
 def snapshot(root: Path, limits: SandboxLimits, owner: Owner = Owner()) -> Snapshot:
     """Read every regular file (no-follow, bounded) and hand entries to ``owner``."""
-    return _Walker(limits, owner).walk(root)
+    try:
+        return _Walker(limits, owner).walk(root)
+    except OSError as exc:  # e.g. EACCES on a stray mount point: unusable, not a crash
+        raise ActionRejected("invalid_action", f"workspace unreadable: {exc.strerror}") from None
+
+
+def readable_files(root: Path, limits: SandboxLimits) -> Snapshot:
+    """Like ``snapshot`` but lenient, for reading results back: hard-linked files are skipped
+    (their content may be a host file's) and the walk stops quietly at the quotas."""
+    walker = _Walker(limits, Owner(), lenient=True)
+    try:
+        return walker.walk(root)
+    except (ActionRejected, OSError):
+        return walker.snap
 
 
 def create_workspace(parent: Path, task_id: str, files: dict[str, str],

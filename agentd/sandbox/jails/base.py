@@ -39,10 +39,13 @@ JAIL_ENV: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class DataFile:
-    """A read-only file placed in the jail at ``dest``, read from the open file ``fd``."""
+    """A read-only file for the tool: at ``dest`` in a bwrap jail (copied from ``fd``), or
+    at ``host_path`` for backends that cannot inject files (a private, world-readable copy:
+    ``/dev/fd`` paths stop working once the uid is dropped)."""
 
     dest: str
     fd: int
+    host_path: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -36,4 +36,4 @@ class FirejailJail:
         return run.workspace
 
     def data_path(self, data: DataFile) -> str:
-        return f"/dev/fd/{data.fd}"
+        return str(data.host_path) if data.host_path else f"/dev/fd/{data.fd}"

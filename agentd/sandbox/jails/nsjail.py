@@ -31,7 +31,8 @@ class NsjailJail:
         for path in run.ro_paths:
             argv += ["--bindmount_ro", str(path)]
         for data in run.data_files:
-            argv += ["--pass_fd", str(data.fd)]
+            if data.host_path is not None:
+                argv += ["--bindmount_ro", str(data.host_path)]
         argv += ["--bindmount", f"{run.workspace}:{JAIL_WORKDIR}", "--cwd", JAIL_WORKDIR]
         argv += ["--tmpfsmount", "/tmp"]  # noqa: S108 - inside the jail
         argv += [f"--env={key}={value}" for key, value in run.env]
@@ -42,4 +43,4 @@ class NsjailJail:
         return None
 
     def data_path(self, data: DataFile) -> str:
-        return f"/dev/fd/{data.fd}"
+        return str(data.host_path) if data.host_path else f"/dev/fd/{data.fd}"
