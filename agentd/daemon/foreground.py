@@ -44,12 +44,13 @@ class Progress:
     def __init__(self, enabled: bool) -> None:
         self.tty = enabled and sys.stderr.isatty()
         self.enabled = enabled
-        self._last = 0.0
+        self._last = time.monotonic()  # off a terminal, the first line comes after 5 s
         self._started = time.monotonic()
 
-    def show(self, total: int, counts: dict[str, int], metrics: dict[str, int]) -> None:
+    def show(self, total: int, counts: dict[str, int], metrics: dict[str, int], *,
+             force: bool = False) -> None:
         now = time.monotonic()
-        if not self.enabled or (not self.tty and now - self._last < 5.0):
+        if not self.enabled or (not self.tty and not force and now - self._last < 5.0):
             return
         self._last = now
         finished = counts["done"] + counts["dead"] + counts["cancelled"] + counts["failed"]
@@ -90,10 +91,12 @@ async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[st
             while True:
                 counts = await engine.queue.counts(opts.run_id)
                 c = engine.metrics.counters
+                finished = counts["queued"] + counts["leased"] == 0
                 progress.show(total, counts, {"steps": c["steps"],
                                               "verified_steps": c["verified_steps"],
-                                              "errors": c["episodes_queued"] + c["episodes_dead"]})
-                if counts["queued"] + counts["leased"] == 0:
+                                              "errors": c["episodes_queued"] + c["episodes_dead"]},
+                              force=finished)
+                if finished:
                     tg.cancel_scope.cancel()
                     break
                 await anyio.sleep(0.25)
