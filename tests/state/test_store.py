@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
@@ -17,9 +18,9 @@ OUTBOX = "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, payload TEX
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> StateStore:
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
     s = await StateStore.open(tmp_path / "data" / "state.sqlite3", StateConfig())
-    yield s  # type: ignore[misc]
+    yield s
     await s.close()
 
 
