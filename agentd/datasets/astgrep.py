@@ -11,10 +11,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
+import yaml
 
+from agentd.datasets.recipes import NoAliasDumper as _NoAliasDumper
 from agentd.errors import DatasetError
 
 _NO_IGNORE = ("--no-ignore", "hidden", "--no-ignore", "vcs", "--no-ignore", "dot",
@@ -74,37 +77,60 @@ async def _read_hits(stream: anyio.abc.ByteReceiveStream, hits: dict[str, set[st
                 hits.setdefault(hit.ruleId, set()).add(Path(hit.file).as_posix())
 
 
-async def apply_rules(batch: Sequence[dict[str, str]], rules: Sequence[str], *,
-                      timeout_s: float) -> list[list[dict[str, str]]]:
-    """Apply ``rules`` in order to every file set in ``batch``, on a temporary copy.
+def _scoped_rules(items: Sequence[tuple[dict[str, str], str]]) -> list[dict[str, Any]]:
+    """One rule document per distinct rule text, limited by ast-grep's ``files`` globs to
+    the directories of the items that use it (fewer documents: a faster scan)."""
+    dirs: dict[str, list[str]] = {}
+    for i, (_files, rule) in enumerate(items):
+        dirs.setdefault(rule, []).append(f"**/{_item_dir(i)}/**")
+    docs: list[dict[str, Any]] = []
+    for n, (rule, globs) in enumerate(dirs.items()):
+        doc = yaml.safe_load(rule)
+        if not isinstance(doc, dict):
+            raise DatasetError("a recipe rule is not a YAML mapping")
+        doc["id"] = f"{doc.get('id', 'rule')}-{n}"
+        doc["files"] = globs
+        docs.append(doc)
+    return docs
 
-    Returns, per file set, its state after each rule (``len(rules)`` snapshots), so a
-    caller can insist that every step changed something.
+
+def _item_dir(index: int) -> str:
+    return f"__agentd_item_{index}__"
+
+
+async def apply_each(items: Sequence[tuple[dict[str, str], str]], *, timeout_s: float,
+                     ) -> list[dict[str, str]]:
+    """Apply each item's rule to that item's files, all in one ast-grep process.
+
+    Every item gets its own directory in a temporary copy and its rule a ``files`` glob
+    for that directory, so one ``scan --update-all`` does the work of ``len(items)``
+    processes. Returns the after-state of every item's files.
     """
+    if not items:
+        return []
     with tempfile.TemporaryDirectory(prefix="agentd-apply-") as tmp:
         root = Path(tmp)
-        await anyio.to_thread.run_sync(_write_batch, root, batch)
-        states: list[list[dict[str, str]]] = [[] for _ in batch]
-        for i, rule in enumerate(rules):
-            rule_file = root / f"rule{i}.yml"
-            rule_file.write_text(rule, encoding="utf-8")
-            await _update_all(rule_file, root / "t", timeout_s)
-            snap = await anyio.to_thread.run_sync(_read_batch, root, batch)
-            for state, files in zip(states, snap, strict=True):
-                state.append(files)
-    return states
+        docs = _scoped_rules(items)
+        batch = [files for files, _rule in items]
+        await anyio.to_thread.run_sync(_write_batch, root, batch, docs)
+        await _update_all(root / "rules.yml", root / "t", timeout_s)
+        return await anyio.to_thread.run_sync(_read_batch, root, batch)
 
 
-def _write_batch(root: Path, batch: Sequence[dict[str, str]]) -> None:
+def _write_batch(root: Path, batch: Sequence[dict[str, str]], docs: list[dict[str, Any]],
+                 ) -> None:
+    text = yaml.dump_all(docs, Dumper=_NoAliasDumper, sort_keys=False, width=1000)
+    (root / "rules.yml").write_text(text, encoding="utf-8")
     for i, files in enumerate(batch):
-        for rel, text in files.items():
-            path = root / "t" / str(i) / rel
+        for rel, body in files.items():
+            path = root / "t" / _item_dir(i) / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text.encode("utf-8"))
+            path.write_bytes(body.encode("utf-8"))
 
 
 def _read_batch(root: Path, batch: Sequence[dict[str, str]]) -> list[dict[str, str]]:
-    return [{rel: (root / "t" / str(i) / rel).read_bytes().decode("utf-8") for rel in files}
+    base = root / "t"
+    return [{rel: (base / _item_dir(i) / rel).read_bytes().decode("utf-8") for rel in files}
             for i, files in enumerate(batch)]
 
 

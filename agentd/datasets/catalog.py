@@ -32,9 +32,17 @@ def is_fetched(settings: Settings, name: str) -> bool:
 
 
 def local_source_dir(entry: LocalTreeDataset) -> Path:
-    """The directory a ``local_tree`` entry names; ``stdlib`` is resolved at run time."""
-    if entry.source == "stdlib":
-        return Path(sysconfig.get_paths()["stdlib"])
+    """The directory a ``local_tree`` entry names.
+
+    ``stdlib`` (or ``stdlib/<subdir>``, e.g. ``stdlib/test``) is resolved at run time
+    against the running interpreter, so the default catalog works on any host offline.
+    """
+    head, _, sub = entry.source.partition("/")
+    if head == "stdlib":
+        base = Path(sysconfig.get_paths()["stdlib"])
+        if ".." in Path(sub).parts:
+            raise UsageError(f"dataset {entry.name!r}: '..' is not allowed in {entry.source!r}")
+        return base / sub if sub else base
     return Path(entry.source).expanduser()
 
 

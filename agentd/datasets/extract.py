@@ -91,7 +91,7 @@ def _zip_kind(info: zipfile.ZipInfo) -> str:
         return "symlink"
     if info.is_dir():
         return "dir"
-    if mode and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+    if stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
         return "special"
     return "file"
 

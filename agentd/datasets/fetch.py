@@ -69,7 +69,7 @@ async def _stage_local(entry: LocalTreeDataset, stage: Path) -> tuple[str, str, 
     tree.mkdir()
     await anyio.to_thread.run_sync(_copy_py_tree, src, tree, entry)
     version = entry.version or (f"{platform.python_implementation()}-{platform.python_version()}"
-                                if entry.source == "stdlib" else "")
+                                if entry.source.startswith("stdlib") else "")
     return str(src), version, None
 
 

@@ -22,13 +22,14 @@ import anyio
 import msgspec
 
 from agentd.config import BuildConfig
-from agentd.datasets.astgrep import apply_rules
+from agentd.datasets.astgrep import apply_each
 from agentd.datasets.corpus import SourceFile, parses
 from agentd.datasets.recipes import Recipe
 from agentd.datasets.rename import INSTRUCTIONS, RenamePair, find_pairs, rename_rule
 from agentd.records import AstGrepRule, Task, TaskMeta
 
 LANGUAGE = "python"
+_CHUNK = 300  # items per ast-grep process: bounds the temporary copy and rule file
 _THEN = {2: ("Then",), 3: ("Then", "Finally")}
 
 
@@ -101,37 +102,41 @@ class TaskGenerator:
         self.drops: Counter[str] = Counter()
         self._limiter = anyio.CapacityLimiter(max(1, workers))
         self.changed_by: dict[str, list[str]] = {}  # path -> recipes that changed it
+        self._after: dict[tuple[str, str], str] = {}  # (path, recipe) -> after-state
 
     def _files_for(self, recipe: str) -> list[str]:
         paths = [p for p in self.hits.get(recipe, ()) if p in self.by_path]
         ordered = seeded_order(paths, self.build.seed, recipe)
         return ordered[: self.build.max_tasks_per_recipe_per_dataset]
 
-    async def apply_batch(self, batch: list[dict[str, str]], rules: list[str],
-                          ) -> list[list[dict[str, str]]]:
-        """Apply ``rules`` in order to each file set (bounded by the worker limiter)."""
-        async with self._limiter:
-            return await apply_rules(batch, rules, timeout_s=self.timeout_s)
+    async def apply(self, items: list[tuple[dict[str, str], str]]) -> list[dict[str, str]]:
+        """After-states of (files, rule) items: chunked ast-grep runs, ``workers`` at once."""
+        results: list[dict[str, str]] = [{} for _ in items]
 
-    async def singles(self) -> list[Candidate]:
-        out: list[Candidate] = []
-
-        async def one(recipe: Recipe) -> None:
-            paths = self._files_for(recipe.id)
-            if not paths:
-                return
-            batch = [{p: self.by_path[p].text} for p in paths]
-            states = await self.apply_batch(batch, [recipe.rule_yaml])
-            for path, before, steps in zip(paths, batch, states, strict=True):
-                gold = check_gold(before, steps, self.drops)
-                if gold is None:
-                    continue
-                self.changed_by.setdefault(path, []).append(recipe.id)
-                out.append(self._single(self.by_path[path], recipe, before, gold))
+        async def chunk(start: int) -> None:
+            part = items[start:start + _CHUNK]
+            async with self._limiter:
+                done = await apply_each(part, timeout_s=self.timeout_s)
+            results[start:start + len(done)] = done
 
         async with anyio.create_task_group() as tg:
-            for recipe in self.recipes.values():
-                tg.start_soon(one, recipe)
+            for start in range(0, len(items), _CHUNK):
+                tg.start_soon(chunk, start)
+        return results
+
+    async def singles(self) -> list[Candidate]:
+        """One task per (recipe, file) where the recipe changes the file."""
+        pairs = [(r, p) for r in sorted(self.recipes) for p in self._files_for(r)]
+        items = [({p: self.by_path[p].text}, self.recipes[r].rule_yaml) for r, p in pairs]
+        afters = await self.apply(items)
+        out: list[Candidate] = []
+        for (rid, path), (before, _rule), after in zip(pairs, items, afters, strict=True):
+            gold = check_gold(before, [after], self.drops)
+            if gold is None:
+                continue
+            self._after[(path, rid)] = after[path]
+            self.changed_by.setdefault(path, []).append(rid)
+            out.append(self._single(self.by_path[path], self.recipes[rid], before, gold))
         return out
 
     def _single(self, src: SourceFile, recipe: Recipe, before: dict[str, str],
@@ -154,22 +159,24 @@ class TaskGenerator:
         return [keys[k] for k in chosen[: self.build.max_multi_step_per_dataset]]
 
     async def multi_steps(self) -> list[Candidate]:
-        groups: dict[tuple[str, ...], list[str]] = {}
-        for path, seq in self._combos():
-            groups.setdefault(seq, []).append(path)
+        """Two- and three-recipe sequences on one file; every step must change it.
+
+        Step one is the single-recipe result already computed; each further step is one
+        batched ast-grep run over all sequences that have that many steps.
+        """
+        combos = self._combos()
+        states = [[{p: self._after[(p, seq[0])]}] for p, seq in combos]
+        for step in (1, 2):
+            todo = [i for i, (_p, seq) in enumerate(combos) if len(seq) > step]
+            items = [(states[i][-1], self.recipes[combos[i][1][step]].rule_yaml) for i in todo]
+            for i, after in zip(todo, await self.apply(items), strict=True):
+                states[i].append(after)
         out: list[Candidate] = []
-
-        async def one(seq: tuple[str, ...], paths: list[str]) -> None:
-            batch = [{p: self.by_path[p].text} for p in paths]
-            states = await self.apply_batch(batch, [self.recipes[r].rule_yaml for r in seq])
-            for path, before, steps in zip(paths, batch, states, strict=True):
-                gold = check_gold(before, steps, self.drops)
-                if gold is not None:
-                    out.append(self._multi(self.by_path[path], seq, before, gold))
-
-        async with anyio.create_task_group() as tg:
-            for seq, paths in sorted(groups.items()):
-                tg.start_soon(one, seq, paths)
+        for (path, seq), steps in zip(combos, states, strict=True):
+            before = {path: self.by_path[path].text}
+            gold = check_gold(before, steps, self.drops)
+            if gold is not None:
+                out.append(self._multi(self.by_path[path], seq, before, gold))
         return out
 
     def _multi(self, src: SourceFile, seq: tuple[str, ...], before: dict[str, str],
@@ -190,23 +197,18 @@ async def rename_candidates(gen: TaskGenerator, corpus: list[SourceFile]) -> lis
     pairs = await anyio.to_thread.run_sync(lambda: list(find_pairs(corpus)))
     keyed = {stable_hash(p.defn.path, p.user.path, p.old): p for p in pairs}
     chosen = seeded_order(list(keyed), gen.build.seed, "rename")
+    pairs = [keyed[k] for k in chosen[: gen.build.max_renames_per_dataset]]
+    items = [({p.defn.path: p.defn.text, p.user.path: p.user.text}, rename_rule(p.old, p.new))
+             for p in pairs]
     out: list[Candidate] = []
-
-    async def one(pair: RenamePair) -> None:
-        rule = rename_rule(pair.old, pair.new)
-        before = {pair.defn.path: pair.defn.text, pair.user.path: pair.user.text}
-        [steps] = await gen.apply_batch([before], [rule])
-        gold = check_gold(before, steps, gen.drops)
+    for pair, (before, rule), after in zip(pairs, items, await gen.apply(items), strict=True):
+        gold = check_gold(before, [after], gen.drops)
         if gold is None:
-            return
+            continue
         if len(gold) != 2:
             gen.drops["rename_incomplete"] += 1
-            return
+            continue
         out.append(_rename_task(gen, pair, before, gold, rule))
-
-    async with anyio.create_task_group() as tg:
-        for key in chosen[: gen.build.max_renames_per_dataset]:
-            tg.start_soon(one, keyed[key])
     return out
 
 

@@ -37,7 +37,7 @@ class Recipe:
         return self.instructions[pick % len(self.instructions)]
 
 
-class _NoAliasDumper(yaml.SafeDumper):
+class NoAliasDumper(yaml.SafeDumper):
     """Writes shared sub-objects out in full: the sandbox refuses YAML anchors/aliases."""
 
     def ignore_aliases(self, data: Any) -> bool:
@@ -47,7 +47,7 @@ class _NoAliasDumper(yaml.SafeDumper):
 def rule_yaml(doc: dict[str, Any]) -> str:
     """A rule document reduced to what ``ast-grep scan --rule`` needs, as YAML text."""
     slim = {k: doc[k] for k in _RULE_KEYS if k in doc}
-    return yaml.dump(slim, Dumper=_NoAliasDumper, sort_keys=False, width=1000,
+    return yaml.dump(slim, Dumper=NoAliasDumper, sort_keys=False, width=1000,
                      allow_unicode=True)
 
 
