@@ -11,6 +11,8 @@ import difflib
 from collections.abc import Iterator
 
 NO_NEWLINE = "\\ No newline at end of file\n"
+# difflib is quadratic in the worst case: a file the jail blew up gets a summary line instead.
+MAX_FILE_DIFF_BYTES = 512 * 1024
 
 
 def changed_files(before: dict[str, bytes], after: dict[str, bytes]) -> list[str]:
@@ -28,6 +30,10 @@ def _lines(data: bytes) -> list[str]:
 def _file_diff(path: str, old: bytes | None, new: bytes | None) -> Iterator[str]:
     src = "/dev/null" if old is None else f"a/{path}"
     dst = "/dev/null" if new is None else f"b/{path}"
+    sizes = (len(old or b""), len(new or b""))
+    if max(sizes) > MAX_FILE_DIFF_BYTES:
+        yield f"Large files {src} and {dst} differ ({sizes[0]} -> {sizes[1]} bytes)\n"
+        return
     try:
         a, b = _lines(old or b""), _lines(new or b"")
     except UnicodeDecodeError:

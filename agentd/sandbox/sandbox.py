@@ -180,8 +180,11 @@ class Sandbox:
         args = tuple(by_name[a.removeprefix(DATA)] if a.startswith(DATA) else a
                      for a in plan.args)
         args = tuple(_inline_data(a, by_name) for a in args)
+        binary = self.binaries.get(plan.binary)
+        if binary is None:
+            raise JailUnavailableError(f"{plan.binary} is not installed on this host")
         return JailRun(
-            command=(str(self.binaries[plan.binary].path), *args),
+            command=(str(binary.path), *args),
             workspace=workspace.absolute(), limits=self.limits, ro_paths=self._ro_paths,
             data_files=tuple(data_files), seccomp_fd=seccomp,
             uid=self.owner.uid, gid=self.owner.gid,

@@ -165,3 +165,10 @@ class TestDiff:
             "Binary files a/b and b/b differ\n"
         big = unified_diff({}, {"a": b"line\n" * 1000}, 1024)
         assert len(big.encode()) <= 1024 + 64 and big.endswith("truncated at 1024 bytes\n")
+
+
+class TestDiffBounds:
+    def test_large_file_summarised(self) -> None:
+        """A file past the per-file bound gets a one-line summary, not a quadratic diff."""
+        out = unified_diff({"x": b"a\n" * 400_000}, {"x": b"b\n" * 400_000}, 10_000)
+        assert out == "Large files a/x and b/x differ (800000 -> 800000 bytes)\n"
