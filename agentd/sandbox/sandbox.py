@@ -122,15 +122,21 @@ class Sandbox:
 
     async def _run_action(self, workspace: Path, action: Action, test_spec: TestSpec | None,
                           trace: dict[str, Any]) -> SandboxResult:
+        clock = _Clock(trace)
         plan, before = await anyio.to_thread.run_sync(
             self._plan_and_snapshot, workspace, action, test_spec)
+        clock.lap("prepare_ms")
         async with self._limiter:
+            clock.lap("queue_ms")
             raw = await self._spawn(workspace, plan, trace)
+        clock.lap("run_ms")
         try:
             after = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
         except ActionRejected as exc:  # over quota, or a hard link appeared: no diff
             return results.from_run(raw, plan, {}, {}, self.limits, override=exc)
-        return results.from_run(raw, plan, before.files, after.files, self.limits)
+        result = results.from_run(raw, plan, before.files, after.files, self.limits)
+        clock.lap("diff_ms")
+        return result
 
     def _plan_and_snapshot(self, workspace: Path, action: Action,
                            test_spec: TestSpec | None) -> tuple[Plan, Snapshot]:
@@ -212,6 +218,19 @@ class Sandbox:
         return await probe_jail(self)
 
 
+class _Clock:
+    """Records the laps of one action into the step log's ``timings``."""
+
+    def __init__(self, trace: dict[str, Any]) -> None:
+        self.timings: dict[str, float] = trace.setdefault("timings", {})
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round((now - self._last) * 1000, 3)
+        self._last = now
+
+
 class _DataDir:
     """World-readable copies of data files for backends without file injection."""
 
@@ -250,5 +269,5 @@ def _step_line(task_id: str, action: Action, result: SandboxResult, trace: dict[
         "error_kind": result.error_kind, "error": result.error, "timed_out": result.timed_out,
         "killed_reason": result.killed_reason, "duration_ms": result.duration_ms,
         "changed_files": len(result.changed_files), "diff_bytes": len(result.diff),
-        "matches": len(result.matches),
+        "matches": len(result.matches), "timings": trace.get("timings", {}),
     }

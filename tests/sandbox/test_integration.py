@@ -130,6 +130,7 @@ class TestBookkeeping:
         first = json.loads(lines[0])
         assert first["argv"][0] == "/usr/bin/bwrap" and first["matches"] == 1
         assert "env" not in first and first["limits"]["cpu_seconds"] == 2
+        assert set(first["timings"]) == {"prepare_ms", "queue_ms", "run_ms", "diff_ms"}
 
     async def test_check_reports_working_jail(self, sandbox: Sandbox) -> None:
         """check() runs a probe through the jail and reports the version and uid."""
