@@ -46,15 +46,16 @@ class Daemon:
         self.settings: Settings = load_settings(config_path)
         self.boot_id = uuid.uuid4().hex[:12]
         self.notifier = Notifier()
-        self.engine = Engine(self.settings, boot_id=self.boot_id)
         self._lock = StateLock(self.settings.path(self.settings.agentd.paths.lock_file))
-        self._stop = anyio.Event()
         self._stop_reason = ""
         self._admin: AdminServer | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
     async def run(self) -> int:
+        # anyio primitives belong to the running loop, so they are made here, not in __init__.
+        self.engine = Engine(self.settings, boot_id=self.boot_id)
+        self._stop = anyio.Event()
         self._lock.acquire()
         try:
             async with anyio.create_task_group() as tg:
@@ -212,7 +213,9 @@ class Daemon:
         return {"stopping": True}
 
     async def _cmd_reload(self, _: dict[str, Any]) -> dict[str, Any]:
-        return await self.reload()
+        changes = await self.reload()
+        log.info("daemon.reloaded", source="ctl", **changes)
+        return changes
 
     async def _cmd_actors(self, _: dict[str, Any]) -> Any:
         return self.engine.actor_statistics()

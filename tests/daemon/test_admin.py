@@ -182,7 +182,7 @@ class TestPermissions:
         """SO_PEERCRED: a client running as another uid gets PermissionDenied."""
         # tmp_path's ancestors are 0700; the other uid needs a path it can traverse.
         base = Path(tempfile.mkdtemp(prefix="agentd-peer-", dir="/tmp"))
-        os.chmod(base, 0o711)
+        base.chmod(0o711)
         try:
             admin = AdminServer(AdminConfig(), base / "run" / "admin.sock")
             async with serving(admin):

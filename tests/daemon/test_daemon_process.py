@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -29,7 +30,7 @@ class DaemonProcess:
         env.pop("AGENTD_SOCKET", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agentd", "serve", "--config", str(self.config)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def messages_until(self, wanted: str) -> list[str]:
         seen: list[str] = []
@@ -53,8 +54,6 @@ class DaemonProcess:
             code = self.proc.wait(timeout=30)
         finally:
             self.notify.close()
-            self.proc.stdout and self.proc.stdout.close()
-            self.proc.stderr and self.proc.stderr.close()
         return code
 
     def log_events(self) -> list[dict[str, object]]:
@@ -130,3 +129,63 @@ class TestLifecycle:
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "episodes.concurrency" in lines[0] and "agentd.yaml" in lines[0]
+
+
+class TestWork:
+    def test_submit_runs_episodes_and_status_counts_them(self, tmp_project: Path) -> None:
+        """ctl submit queues a split; the daemon runs it; status and the shards agree."""
+        from agentd.datasets import write_tasks
+        from agentd.testing.tasks import make_task
+        from agentd.trajectories.verify import verify_paths
+
+        tasks = tmp_project / "data" / "processed" / "dev" / "tasks.jsonl"
+        tasks.parent.mkdir(parents=True)
+        write_tasks(tasks, [make_task(i) for i in range(4)])
+        d = DaemonProcess(tmp_project)
+        try:
+            d.messages_until("READY=1")
+            reply = d.ctl("--json", "submit", "split=dev", "episodes=2", "run_id=w1")
+            assert reply.returncode == 0, reply.stderr
+            assert json.loads(reply.stdout)["episodes_added"] == 8
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                status = json.loads(d.ctl("--json", "status").stdout)
+                if status["queue"]["done"] == 8:
+                    break
+                time.sleep(0.3)
+            assert status["queue"]["done"] == 8
+            assert status["steps"]["verified"] == 16
+            assert d.stop() == 0
+        finally:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+        report = verify_paths([tmp_project / "trajectories" / "raw" / "w1"])
+        assert report.ok and report.records == 16
+
+    def test_tail_streams_log_events(self, daemon: DaemonProcess) -> None:
+        """ctl tail streams the daemon's log events as they happen."""
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "agentd", "ctl", "--config", str(daemon.config), "--json",
+             "tail"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(1.0)
+            assert daemon.ctl("reload").returncode == 0
+            assert tail.stdout is not None
+            events = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([tail.stdout], [], [], 1.0)
+                if not ready:
+                    continue
+                event = json.loads(tail.stdout.readline())
+                events.append(event["event"])
+                if event["event"] == "daemon.reloaded":
+                    break
+            assert "daemon.reloaded" in events
+        finally:
+            tail.kill()
+            tail.wait()
+            if tail.stdout is not None:
+                tail.stdout.close()
+        assert daemon.stop() == 0
