@@ -30,7 +30,8 @@ class TestLoading:
         """Relative paths resolve against the project root whatever the working directory."""
         monkeypatch.chdir("/")
         settings = load_settings(tmp_project / "configs" / "agentd.yaml")
-        assert settings.path(settings.agentd.paths.database) == tmp_project / "data" / "state.sqlite3"
+        database = settings.path(settings.agentd.paths.database)
+        assert database == tmp_project / "data" / "state.sqlite3"
 
     def test_config_hash_changes_with_any_file(self, tmp_project: Path) -> None:
         """Editing a sub-config changes the snapshot hash recorded in trajectories."""
@@ -84,7 +85,7 @@ class TestErrors:
     def test_token_budget_range(self, tmp_project: Path) -> None:
         """The state token budget must stay within 400–800."""
         _edit(tmp_project / "configs" / "agentd.yaml", "token_budget: 800", "token_budget: 5000")
-        with pytest.raises(ConfigError, match="state.token_budget"):
+        with pytest.raises(ConfigError, match=r"state\.token_budget"):
             load_settings(tmp_project / "configs" / "agentd.yaml")
 
 
