@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from agentd.config import Settings, load_settings
 from agentd.datasets.build import build_tasks, stats_document, write_build
@@ -71,8 +73,6 @@ def stats_command(args: argparse.Namespace) -> int:
     path = processed_dir(settings) / STATS_FILE
     old = _previous(path)
     keep = {k: v for k, v in old.items() if k not in ("splits", "drops")}
-    from collections import Counter
-
     doc = stats_document(splits, Counter(old.get("drops") or {}), keep)
     write_json_atomic(path, doc)
     print(render(doc))
@@ -80,8 +80,6 @@ def stats_command(args: argparse.Namespace) -> int:
 
 
 def _previous(path: Path) -> dict[str, Any]:
-    import msgspec
-
     try:
         doc: dict[str, Any] = msgspec.json.decode(path.read_bytes())
     except (FileNotFoundError, msgspec.DecodeError):

