@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from agentd.records import AstGrepRule, AstGrepRun, AstGrepSearch, ReadFile
@@ -79,6 +80,13 @@ class TestResourceAttacks:
         r = await run_code(ws, "import sys\nwhile True: sys.stdout.write('x' * 65536)")
         assert r.error_kind == "limit" and r.killed_reason == "output_limit"
         assert len(r.stdout) < 8192
+
+    async def test_caller_cancels(self, ws: Path, run_code: Run, marker: str) -> None:
+        """When the engine cancels a step, the jailed tree is gone when the cancel lands."""
+        with anyio.move_on_after(1.0) as scope:
+            await run_code(ws, "import time\ntime.sleep(600)", timeout_s=60)
+        assert scope.cancelled_caught
+        assert processes_with(marker) == ""
 
     async def test_daemon_outliving_the_run(self, ws: Path, run_code: Run, marker: str) -> None:
         """A double-forked, setsid daemon dies with the run (PID namespace teardown)."""

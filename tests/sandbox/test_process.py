@@ -61,3 +61,12 @@ class TestRunProcess:
         assert raw.exit_code == 0 and raw.stdout == b"hi\n"
         assert time.monotonic() - started < 4
         assert processes_with(marker) == ""
+
+    async def test_cancelled_caller_kills_tree(self, marker: str) -> None:
+        """When the caller gives up (step timeout), the process tree dies too."""
+        import anyio
+
+        with anyio.move_on_after(0.5):
+            await run_process(["/bin/sh", "-c", f"sleep 100 & sleep 101 # {marker}\nwait"],
+                              wall_s=60, output_bytes=1024)
+        assert processes_with(marker) == ""
