@@ -1,0 +1,142 @@
+"""The engine against its parts, measured side by side in one run.
+
+1. steps/s of the full engine (queue, state store, prompts, instant in-process policy, sandbox,
+   rewards, exactly-once commit, writer) next to the sandbox alone doing the same actions at the
+   same concurrency — the ratio is what the engine costs (target ≥ 0.9);
+2. the trajectory writer's records/s next to a plain ``json.dumps`` + ``write`` loop;
+3. the daemon's peak RSS with 10,000 queued tasks.
+
+Usage: ``.venv/bin/python benchmarks/pipeline.py [--tasks 120] [--concurrency 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from agentd.config import Settings, load_settings
+from agentd.daemon.foreground import RunOptions, run_foreground
+from agentd.datasets import write_tasks
+from agentd.records import Submit
+from agentd.sandbox import Sandbox
+from agentd.testing.tasks import make_task
+from agentd.trajectories.bench import writer_throughput
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project(tmp: Path, concurrency: int) -> Settings:
+    shutil.copytree(ROOT / "configs", tmp / "configs")
+    cfg = tmp / "configs" / "agentd.yaml"
+    cfg.write_text(cfg.read_text().replace("concurrency: 4", f"concurrency: {concurrency}"))
+    return load_settings(cfg)
+
+
+async def engine_steps_per_s(settings: Settings, n: int) -> float:
+    path = settings.path(settings.agentd.paths.processed_data) / "dev" / "tasks.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tasks(path, [make_task(i) for i in range(n)])
+    summary = await run_foreground(settings, RunOptions("dev", "reference", None, 1, "bench",
+                                                        False))
+    return summary["steps"] / summary["elapsed_s"]
+
+
+async def sandbox_steps_per_s(settings: Settings, n: int, concurrency: int) -> float:
+    """The same two actions per task (rewrite, submit) through the sandbox alone."""
+    sandbox = Sandbox(settings.sandbox, workspaces_dir=Path(tempfile.mkdtemp()),
+                      log_dir=settings.path(settings.sandbox.log_dir))
+    tasks = [make_task(i) for i in range(n)]
+    limiter = anyio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with limiter:
+            task = tasks[i]
+            ws = await sandbox.prepare_workspace(f"{task.task_id}-b", dict(task.files))
+            await sandbox.apply_action(ws, task.reference_actions[0], task_id=task.task_id)
+            await sandbox.read_files(ws)
+            await sandbox.apply_action(ws, Submit(), task_id=task.task_id)
+            await sandbox.cleanup(ws)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    return 2 * n / (time.perf_counter() - started)
+
+
+def peak_rss_with_queue(tmp: Path, n: int) -> dict[str, float]:
+    """Start the daemon paused, queue ``n`` tasks, read VmHWM (peak RSS) from /proc."""
+    settings = project(tmp, 4)
+    path = settings.path(settings.agentd.paths.processed_data) / "dev" / "tasks.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tasks(path, [make_task(i) for i in range(n)])
+    agentd = [sys.executable, "-m", "agentd"]
+    cfg = ["--config", str(settings.config_path)]
+    proc = subprocess.Popen([*agentd, "serve", *cfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run([*agentd, "ctl", *cfg, "pause"], capture_output=True,
+                              check=False).returncode == 0:
+                break
+            time.sleep(0.2)
+        before = _rss(proc.pid)
+        subprocess.run([*agentd, "ctl", *cfg, "--timeout", "120", "submit", "split=dev"],
+                       capture_output=True, check=True)
+        queued = _rss(proc.pid)
+        subprocess.run([*agentd, "ctl", *cfg, "resume"], capture_output=True, check=True)
+        time.sleep(10)
+        status = json.loads(subprocess.run([*agentd, "ctl", *cfg, "--json", "status"],
+                                           capture_output=True, check=True).stdout)
+        running = _rss(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return {"idle_peak_mb": before, "queued_peak_mb": queued, "after_10s_running_peak_mb": running,
+            "steps_in_10s": status["steps"]["total"]}
+
+
+def _rss(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        settings = project(Path(a), args.concurrency)
+        sandbox_rate = await sandbox_steps_per_s(settings, args.tasks, args.concurrency)
+        engine_rate = await engine_steps_per_s(settings, args.tasks)
+        writer = await writer_throughput(20_000, Path(b))
+    print(f"engine  {engine_rate:8.1f} steps/s   sandbox alone {sandbox_rate:8.1f} steps/s   "
+          f"ratio {engine_rate / sandbox_rate:.3f}   (tasks {args.tasks}, concurrency "
+          f"{args.concurrency})")
+    print(f"writer  {writer['writer_records_per_s']:8d} records/s   json.dumps+write "
+          f"{writer['baseline_records_per_s']:8d} records/s   ratio {writer['ratio']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=120)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--queued", type=int, default=10_000)
+    args = parser.parse_args()
+    anyio.run(main_async, args)
+    with tempfile.TemporaryDirectory() as c:
+        rss = peak_rss_with_queue(Path(c), args.queued)
+    print(f"daemon  peak RSS idle {rss['idle_peak_mb']} MB, with {args.queued} queued "
+          f"{rss['queued_peak_mb']} MB, after 10 s running {rss['after_10s_running_peak_mb']} MB "
+          f"({rss['steps_in_10s']} steps)")
+
+
+if __name__ == "__main__":
+    main()
