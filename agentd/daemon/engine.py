@@ -25,6 +25,8 @@ from agentd.config import Settings
 from agentd.daemon.metrics import Metrics
 from agentd.daemon.queue import Lease, TaskQueue
 from agentd.datasets import load_tasks, tasks_path
+from agentd.episode.fewshot import load_examples
+from agentd.episode.prompts import FewShotExample
 from agentd.episode.runner import EpisodeRunner
 from agentd.errors import AgentdError, PolicyError, UsageError
 from agentd.logging import get_logger, log_context
@@ -58,6 +60,7 @@ class Engine:
                                log_dir=settings.path(settings.sandbox.log_dir))
         self.counter: TokenCounter = EstimateCounter()
         self._policies: dict[str, Policy] = {}
+        self._few_shot: dict[str, list[FewShotExample]] = {}
         self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
         self._in_flight: dict[str, Lease] = {}
         self._paused = False
@@ -268,7 +271,7 @@ class Engine:
             settings=self.settings, sandbox=self.sandbox, store=self.store,
             policy_for=self.policy, counter=self.counter, commit=self.commit_step,
             metrics=self.metrics, should_stop=lambda: self._draining,
-            ast_grep_version=self.sandbox.ast_grep_version)
+            ast_grep_version=self.sandbox.ast_grep_version, few_shot=self._few_shot)
 
     async def policy(self, name: str) -> Policy:
         """The policy for ``name``, built once (connection pools are shared by episodes)."""
@@ -279,6 +282,10 @@ class Engine:
                 from agentd.policies.factory import build_policy
 
                 self._policies[name] = build_policy(name, self.settings)
+            if name == "teacher":
+                n = self.settings.teacher_prompts.few_shot
+                self._few_shot[name] = await anyio.to_thread.run_sync(
+                    load_examples, tasks_path(self.settings, "train"), n)
         return self._policies[name]
 
     async def _watchdog(self) -> None:

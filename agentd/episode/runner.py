@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import anyio
 import msgspec
@@ -26,7 +26,12 @@ from agentd.config import PromptTemplates, Settings
 from agentd.daemon.metrics import Metrics
 from agentd.daemon.queue import Lease
 from agentd.episode import protocol
-from agentd.episode.prompts import RenderedPrompt, observation_from_result, render_prompt
+from agentd.episode.prompts import (
+    FewShotExample,
+    RenderedPrompt,
+    observation_from_result,
+    render_prompt,
+)
 from agentd.episode.reward import is_verified, score_step
 from agentd.errors import EndpointTimeoutError
 from agentd.logging import get_logger, log_context
@@ -100,7 +105,7 @@ class EpisodeRunner:
     metrics: Metrics
     should_stop: Callable[[], bool]
     ast_grep_version: str = ""
-    _structured: dict[str, Any] = field(default_factory=dict)
+    few_shot: dict[str, list[FewShotExample]] = field(default_factory=dict)
 
     async def run(self, lease: Lease) -> Outcome:
         """Run ``lease`` from its next step to the end (or until asked to stop)."""
@@ -135,7 +140,8 @@ class EpisodeRunner:
             stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
             block = await fit_budget(stored.state, self.counter, caps.token_budget, caps=caps)
             prompt = render_prompt(self._templates(lease.policy), lease.task, block.rendered,
-                                   observation or None, step, max_steps=self._max_steps(lease))
+                                   observation or None, step, max_steps=self._max_steps(lease),
+                                   few_shot=self.few_shot.get(lease.policy))
             request = self._request(lease, policy, prompt.messages, step)
             generation = await self._generate(policy, request)
             acted = await self._act(lease, workspace, files, generation, step, last)
