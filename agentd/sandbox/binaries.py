@@ -38,13 +38,25 @@ def _candidates(name: str) -> list[Path]:
     return [d / n for d in dirs for n in names]
 
 
+def _is_native(path: Path) -> bool:
+    """A real ELF executable (not a symlink into an interpreter, not a script)."""
+    if path.is_symlink():
+        return False
+    with path.open("rb") as fh:
+        return fh.read(4) == b"\x7fELF"
+
+
 def _mounts_for(path: Path) -> tuple[Path, ...]:
-    """What to bind for ``path``: /usr is always bound; a venv brings its base install."""
+    """What to bind for ``path``: /usr is always bound; a native binary needs only itself;
+    a venv interpreter or script needs the venv and the base install it points to."""
+    if path.resolve().is_relative_to("/usr") and not path.is_relative_to(sys.prefix):
+        return ()
+    if _is_native(path):
+        return (path,)
     if path.is_relative_to(sys.prefix):
         roots = {Path(sys.prefix), Path(sys.base_prefix)}
         return tuple(sorted(r for r in roots if not r.is_relative_to("/usr")))
-    real = path.resolve()
-    return () if real.is_relative_to("/usr") else (real,)
+    return (path.resolve(),)
 
 
 def resolve_binary(name: str) -> Binary:

@@ -35,6 +35,7 @@ class Plan:
     writes: bool = False
     wants_matches: bool = False
     ok_codes: frozenset[int] | None = frozenset({0})  # None: any exit code is a result
+    full_os: bool = False  # /proc and a full /dev (test suites); ast-grep needs neither
 
 
 def check_size(action: Action, limits: SandboxLimits) -> None:
@@ -116,7 +117,7 @@ def plan_tests(spec: TestSpec | None, allowlist: frozenset[str]) -> Plan:
         raise ActionRejected("invalid_action", f"{spec.argv[0][:40]!r} is not allowlisted")
     wall = min(spec.timeout_s, MAX_TEST_WALL_S)
     return Plan(spec.argv[0], tuple(spec.argv[1:]), wall, writes=True,
-                ok_codes=None)
+                ok_codes=None, full_os=True)
 
 
 def plan_action(action: Action, workspace: Path, limits: SandboxLimits, *,

@@ -127,9 +127,10 @@ async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
     try:
         timed_out = await _supervise(proc, out, wall_s)
     finally:
-        if proc.returncode is None:  # cancelled from outside: take the tree down with us
-            kill_group(proc.pid)
         with anyio.CancelScope(shield=True):
+            if proc.returncode is None:  # cancelled from outside: take the tree down with us
+                kill_group(proc.pid)
+                await _until_eof(proc)
             await proc.aclose()
     reason = "timeout" if timed_out else ("output_limit" if out.over else None)
     return RawRun(
@@ -150,3 +151,13 @@ async def _supervise(proc: Process, out: _Output, wall_s: float) -> bool:
             await finished.wait()
         tg.cancel_scope.cancel()
     return timed_out
+
+
+async def _until_eof(proc: Process) -> None:
+    """Discard output until every holder of the pipes is dead (bounded by the grace)."""
+    sink = _Output(limit=0)
+    with anyio.move_on_after(DRAIN_GRACE_S):
+        async with anyio.create_task_group() as tg:
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    tg.start_soon(_pump, stream, bytearray(), sink, proc.pid)

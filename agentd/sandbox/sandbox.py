@@ -57,7 +57,6 @@ class Sandbox:
         self._journal = StepJournal(log_dir, max_bytes=config.log_max_bytes,
                                     backups=config.log_backups)
         self._counters = Counters()
-        self._ro_paths = tuple(sorted({m for b in self.binaries.values() for m in b.mounts}))
         self._sg_version: str | None = None
 
     # ------------------------------------------------------------------ workspaces
@@ -191,9 +190,9 @@ class Sandbox:
             raise JailUnavailableError(f"{plan.binary} is not installed on this host")
         return JailRun(
             command=(str(binary.path), *args),
-            workspace=workspace.absolute(), limits=self.limits, ro_paths=self._ro_paths,
+            workspace=workspace.absolute(), limits=self.limits, ro_paths=binary.mounts,
             data_files=tuple(data_files), seccomp_fd=seccomp,
-            uid=self.owner.uid, gid=self.owner.gid,
+            uid=self.owner.uid, gid=self.owner.gid, full_os=plan.full_os,
         )
 
     # ------------------------------------------------------------------ introspection

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from agentd.config import SandboxConfig
 from agentd.errors import JailUnavailableError
 from agentd.records import AstGrepRule, AstGrepRun, AstGrepSearch, TestSpec
+from agentd.sandbox.binaries import resolve_binary
 from agentd.sandbox.jails import DataFile, JailRun, select_jail
 from agentd.sandbox.jails.base import prlimit_argv, setpriv_argv
 from agentd.sandbox.jails.bwrap import BwrapJail
@@ -83,6 +86,19 @@ class TestBwrap:
         assert tail[-3:] == ["/opt/bin/tool", "--", "a.py"]
         assert "/usr/bin/setpriv" in tail
 
+    def test_ast_grep_profile_is_minimal(self) -> None:
+        """Without full_os there is no /proc and /dev holds only /dev/null."""
+        argv = BwrapJail().build(replace(RUN, full_os=False))
+        assert "--proc" not in argv and "--dev" not in argv
+        assert argv[argv.index("--dev-bind") + 1: argv.index("--dev-bind") + 3] == \
+            ["/dev/null", "/dev/null"]
+
+    def test_mount_point_parents_are_traversable(self) -> None:
+        """Parents of bound paths are created 0755 (bwrap would make them root-only)."""
+        argv = BwrapJail().build(RUN)
+        at = argv.index("/opt")
+        assert argv[at - 3: at + 1] == ["--perms", "0755", "--dir", "/opt"]
+
     def test_env_is_explicit(self) -> None:
         """Only the fixed jail environment is set; nothing else."""
         argv = BwrapJail().build(RUN)
@@ -113,6 +129,23 @@ class TestOtherBackends:
         assert argv[0] == "/usr/bin/prlimit" and argv[-1] == "a.py"
         assert UnjailedRunner().cwd(RUN) == RUN.workspace
         assert UnjailedRunner().data_path(RUN.data_files[0]) == "/dev/fd/7"
+
+
+class TestBinaries:
+    def test_native_binary_binds_only_itself(self) -> None:
+        """ast-grep (an ELF file) needs only its own file in the jail."""
+        sg = resolve_binary("ast-grep")
+        assert sg.mounts == (sg.path,)
+
+    def test_venv_python_binds_venv_and_base(self) -> None:
+        """The venv interpreter brings the venv and its base installation."""
+        py = resolve_binary("python")
+        assert Path(sys.prefix) in py.mounts and py.path.is_relative_to(sys.prefix)
+
+    def test_unknown_binary(self) -> None:
+        """A name that exists nowhere is not silently mapped."""
+        with pytest.raises(JailUnavailableError):
+            resolve_binary("no-such-tool-agentd")
 
 
 class TestSelectJail:

@@ -60,6 +60,7 @@ class JailRun:
     seccomp_fd: int | None = None
     uid: int | None = None  # None: do not change uid (the daemon is not root)
     gid: int | None = None
+    full_os: bool = True  # False: no /proc, only /dev/null (the ast-grep profile)
     env: tuple[tuple[str, str], ...] = field(default=JAIL_ENV)
 
 
