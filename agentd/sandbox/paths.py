@@ -46,16 +46,20 @@ def resolve_inside(workspace: Path, rel: PurePosixPath) -> Path:
     current = workspace
     for part in rel.parts:
         current = current / part
-        try:
-            mode = os.lstat(current).st_mode
-        except FileNotFoundError:
-            raise ActionRejected("invalid_action", f"no such path: {str(rel)[:80]!r}") from None
-        except OSError as exc:
-            raise ActionRejected("invalid_action", f"cannot stat {str(rel)[:80]!r}: "
-                                 f"{exc.strerror}") from None
+        mode = _lstat_mode(current, rel)
         if stat.S_ISLNK(mode):
             raise ActionRejected("path_escape", f"path goes through a symlink: {str(rel)[:80]!r}")
     return current
+
+
+def _lstat_mode(path: Path, rel: PurePosixPath) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise ActionRejected("invalid_action", f"no such path: {str(rel)[:80]!r}") from None
+    except OSError as exc:
+        raise ActionRejected("invalid_action", f"cannot stat {str(rel)[:80]!r}: "
+                             f"{exc.strerror}") from None
 
 
 def check_paths(workspace: Path, raw_paths: list[str] | None) -> list[str]:
@@ -67,6 +71,9 @@ def check_paths(workspace: Path, raw_paths: list[str] | None) -> list[str]:
     out: list[str] = []
     for raw in raw_paths:
         rel = check_relative(raw)
-        resolve_inside(workspace, rel)
+        mode = os.lstat(resolve_inside(workspace, rel)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # A FIFO named explicitly would block the tool until the wall clock runs out.
+            raise ActionRejected("invalid_action", f"not a file or directory: {raw[:80]!r}")
         out.append(str(rel))
     return sorted(set(out))

@@ -260,6 +260,8 @@ class TestActionAttacks:
         assert r.ok and len(r.matches) == 1
         assert (await sandbox.apply_action(ws, ReadFile(path="pipe.py"))).error_kind \
             == "invalid_action"
+        named = AstGrepRun(pattern="$A", rewrite="1", lang="python", paths=["pipe.py"])
+        assert (await sandbox.apply_action(ws, named)).error_kind == "invalid_action"
 
     async def test_huge_match_output(self, sandbox: Sandbox, ws: Path) -> None:
         """A search matching everything in a big file is capped, and returns."""
