@@ -7,6 +7,10 @@ second; the ratio pool/raw shows what routing, limits, retries and bookkeeping c
 
     .venv/bin/python benchmarks/llm_saturation.py                 # starts the CPU vLLM server
     .venv/bin/python benchmarks/llm_saturation.py --base-url http://127.0.0.1:8100
+    .venv/bin/python benchmarks/llm_saturation.py --fake --per-worker 100   # client cost only
+
+``--fake`` points both sides at the in-process-thread fake server, whose answers cost no model
+time, so what is left is the client side: the pool's per-request overhead next to raw httpx.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from agentd.policies.base import GenerateRequest
 from agentd.policies.pool import ActorPool
 from agentd.policies.wire import build_body, params_from_request
 from agentd.records import Task, TaskMeta
+from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.vllm_cpu import SERVED_NAME, VLLMServer
 
 TASK = Task(
@@ -205,12 +210,17 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=4, help="raw/pool pairs per concurrency")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--fake", action="store_true", help="measure against the fake server")
     args = parser.parse_args()
-    server = VLLMServer.external(args.base_url) if args.base_url else VLLMServer.start()
-    with server:
-        if server.ready_s:
-            print(f"vLLM setup {server.setup_s:.0f}s, ready in {server.ready_s:.0f}s", flush=True)
-        runs = anyio.run(main_async, args, server.base_url)
+    if args.fake:
+        with FakeVLLM(model=SERVED_NAME, default_reply=" ".join(["tok"] * args.max_tokens)) as f:
+            runs = anyio.run(main_async, args, f.base_url)
+    else:
+        server = VLLMServer.external(args.base_url) if args.base_url else VLLMServer.start()
+        with server:
+            if server.ready_s:
+                print(f"vLLM setup {server.setup_s:.0f}s, ready in {server.ready_s:.0f}s")
+            runs = anyio.run(main_async, args, server.base_url)
     rows = summarise(runs)
     print(
         f"\n{'concurrency':>11} {'httpx tok/s':>12} {'ActorPool tok/s':>16} {'ratio':>6} "

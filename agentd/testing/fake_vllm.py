@@ -50,6 +50,12 @@ KINDS = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # like uvicorn's backlog; the stdlib's 5 resets bursts of connects
+    daemon_threads = True
+    block_on_close = False
+
+
 @dataclass
 class Misbehaviour:
     """One requested fault; ``times=None`` lasts until ``clear()``."""
@@ -132,9 +138,7 @@ class FakeVLLM:
         """(Re)open the listening socket on the same port."""
         if self._server is not None:
             return
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
-        server.daemon_threads = True
-        server.block_on_close = False
+        server = _Server(("127.0.0.1", self._port), _handler_for(self))
         self._port = server.server_address[1]
         self._server = server
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
