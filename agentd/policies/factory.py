@@ -38,7 +38,10 @@ def build_policy(name: str, settings: Settings) -> Policy:
 async def probe_actors(
     settings: Settings, *, timeout_s: float | None = None
 ) -> list[dict[str, Any]]:
-    """Reachability of each configured actor (``/health`` + ``/v1/models``); never raises."""
+    """Reachability of each configured actor (``/health`` + ``/v1/models``); never raises.
+
+    One dict per actor, in config order: ``name, url, model, ready, detail, latency_ms``.
+    """
     results: dict[str, dict[str, Any]] = {}
     async with anyio.create_task_group() as tg:
         for actor in settings.actors.actors:
@@ -57,9 +60,9 @@ async def _probe(
         await client.aclose()
     out[actor.name] = {
         "name": actor.name,
-        "endpoint": actor.base_url,
+        "url": actor.base_url,
         "model": actor.served_model_name,
-        "ok": status.ok,
-        "reason": status.reason,
+        "ready": status.ok,
+        "detail": "ready" if status.ok else status.reason,
         "latency_ms": round(status.latency_ms, 1),
     }

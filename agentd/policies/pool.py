@@ -6,10 +6,12 @@ per-actor concurrency caps, retries and circuit breaking, and a health loop for 
     pool = ActorPool(settings.actors.actors, settings.actors.client, settings.actors.sampling)
     tg.start_soon(pool.run_health)          # in the daemon's task group
     generation = await pool.generate(request)
-    pool.statistics()                       # -> tuple[ActorStatistics, ...] for `agentd ctl actors`
+    pool.statistics()                       # -> PoolStatistics(actors=(ActorStatistics, ...))
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from agentd.config import ActorConfig, ClientConfig, SamplingConfig
 from agentd.errors import EndpointUnavailableError, PolicyError
@@ -21,6 +23,16 @@ from agentd.policies.wire import CallParams, params_from_request, sampling_dict
 from agentd.records import PolicyInfo
 
 ActorStatistics = EndpointStatistics  # the name `agentd ctl actors` callers know it by
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    """One snapshot per actor plus pool totals (``dataclasses.asdict`` gives the JSON)."""
+
+    actors: tuple[ActorStatistics, ...]
+    in_flight: int
+    requests: int
+    usable: int
 
 
 class ActorPool:
@@ -77,8 +89,14 @@ class ActorPool:
         """The background health loop; run it in the daemon's task group."""
         await self.router.run_health()
 
-    def statistics(self) -> tuple[ActorStatistics, ...]:
-        return self.router.statistics()
+    def statistics(self) -> PoolStatistics:
+        actors = self.router.statistics()
+        return PoolStatistics(
+            actors=actors,
+            in_flight=sum(a.in_flight for a in actors),
+            requests=sum(a.requests for a in actors),
+            usable=sum(1 for e in self.router.endpoints if e.usable()),
+        )
 
     async def aclose(self) -> None:
         await self.router.aclose()

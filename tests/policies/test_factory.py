@@ -25,7 +25,7 @@ class TestFactory:
         pool = build_policy("actor", settings)
         teacher = build_policy("teacher", settings)
         assert isinstance(pool, ActorPool) and pool.kind == "actor"
-        assert [s.name for s in pool.statistics()] == ["actor0", "actor1", "actor2"]
+        assert [s.name for s in pool.statistics().actors] == ["actor0", "actor1", "actor2"]
         assert isinstance(teacher, TeacherPolicy) and teacher.kind == "teacher"
         await pool.aclose()
         await teacher.aclose()
@@ -41,5 +41,6 @@ class TestFactory:
         """One dict per actor; a down actor is ok=False with a reason, never an exception."""
         fake2.refuse_connections()
         results = await probe_actors(with_actors(settings, fake, fake2), timeout_s=1.0)
-        assert [(r["name"], r["ok"]) for r in results] == [("a0", True), ("a1", False)]
-        assert "cannot connect" in results[1]["reason"]
+        assert [(r["name"], r["ready"]) for r in results] == [("a0", True), ("a1", False)]
+        assert "cannot connect" in results[1]["detail"]
+        assert results[0]["url"] == fake.base_url

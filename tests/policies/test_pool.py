@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import anyio
@@ -21,7 +22,7 @@ def make_pool(*fakes: FakeVLLM, limit: int = 4, **overrides: object) -> ActorPoo
 
 
 def stats_of(pool: ActorPool, name: str) -> dict[str, object]:
-    return next(dataclasses.asdict(s) for s in pool.statistics() if s.name == name)
+    return next(dataclasses.asdict(s) for s in pool.statistics().actors if s.name == name)
 
 
 class TestRouting:
@@ -50,7 +51,7 @@ class TestRouting:
         counts = [len(f.generation_bodies()) for f in (fake, fake2)]
         assert sum(counts) == 16 and min(counts) >= 5
         assert fake.counters.max_in_flight <= 3 and fake2.counters.max_in_flight <= 3
-        assert all(s.in_flight == 0 for s in pool.statistics())
+        assert all(s.in_flight == 0 for s in pool.statistics().actors)
 
     async def test_least_loaded_actor_gets_the_next_request(
         self, fake: FakeVLLM, fake2: FakeVLLM
@@ -221,8 +222,12 @@ class TestHealth:
         for _ in range(3):
             await pool.generate(request())
         await pool.aclose()
-        snap = pool.statistics()[0]
+        stats = pool.statistics()
+        snap = stats.actors[0]
         assert (snap.name, snap.requests, snap.successes, snap.max_concurrent) == ("a0", 3, 3, 5)
+        assert (stats.requests, stats.in_flight, stats.usable) == (3, 0, 1)
+        as_json = json.loads(json.dumps(dataclasses.asdict(stats)))
+        assert as_json["actors"][0]["state"] == "healthy"
         assert snap.latency_p50_ms is not None and snap.latency_p95_ms is not None
         assert snap.latency_p50_ms <= snap.latency_p95_ms
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -243,6 +248,6 @@ class TestHealth:
         pool = make_pool(fake)
         with anyio.move_on_after(0.2):
             await pool.generate(request())
-        snap = pool.statistics()[0]
+        snap = pool.statistics().actors[0]
         await pool.aclose()
         assert snap.in_flight == 0 and snap.state == "healthy"
