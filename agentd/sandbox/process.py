@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,11 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 DRAIN_GRACE_S = 2.0  # after a kill: how long to wait for the pipes to close
+WATCH_EVERY_S = 0.25
 _CHUNK = 65536
+
+# Polled while the process runs; a non-None answer is a kill reason (e.g. workspace quota).
+Watch = Callable[[], Awaitable[str | None]]
 
 
 @dataclass
@@ -33,6 +37,7 @@ class _Output:
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     over: bool = False
+    watch_reason: str | None = None
 
     def room(self) -> int:
         return max(0, self.limit - len(self.stdout) - len(self.stderr))
@@ -48,6 +53,7 @@ class RawRun:
     duration_ms: float
     timed_out: bool = False
     killed_reason: str | None = None
+    kill_detail: str = ""  # what the watch reported, when it killed
 
 
 def kill_group(pid: int) -> None:
@@ -119,13 +125,18 @@ async def _spawn(argv: Sequence[str], *, pass_fds: Sequence[int], cwd: Path | No
 
 
 async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
-                      pass_fds: Sequence[int] = (), cwd: Path | None = None) -> RawRun:
-    """Run ``argv`` to completion or until ``wall_s``; never raises for the child's sake."""
+                      pass_fds: Sequence[int] = (), cwd: Path | None = None,
+                      watch: Watch | None = None) -> RawRun:
+    """Run ``argv`` to completion or until ``wall_s``; never raises for the child's sake.
+
+    ``watch`` is polled every ``WATCH_EVERY_S`` while the process runs; when it returns a
+    reason the tree is killed (``killed_reason="watchdog"``, the reason in ``kill_detail``).
+    """
     out = _Output(limit=output_bytes)
     started = time.perf_counter()
     proc = await _spawn(argv, pass_fds=pass_fds, cwd=cwd)
     try:
-        timed_out = await _supervise(proc, out, wall_s)
+        timed_out = await _supervise(proc, out, wall_s, watch)
     finally:
         with anyio.CancelScope(shield=True):
             if proc.returncode is None:  # cancelled from outside: take the tree down with us
@@ -133,18 +144,32 @@ async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
                 await _until_eof(proc)
             await proc.aclose()
     reason = "timeout" if timed_out else ("output_limit" if out.over else None)
+    if reason is None and out.watch_reason is not None:
+        reason = "watchdog"
     return RawRun(
         exit_code=proc.returncode, stdout=bytes(out.stdout), stderr=bytes(out.stderr),
         duration_ms=(time.perf_counter() - started) * 1000, timed_out=timed_out,
-        killed_reason=reason,
+        killed_reason=reason, kill_detail=out.watch_reason or "",
     )
 
 
-async def _supervise(proc: Process, out: _Output, wall_s: float) -> bool:
+async def _watchdog(proc: Process, out: _Output, watch: Watch) -> None:
+    while proc.returncode is None:
+        await anyio.sleep(WATCH_EVERY_S)
+        reason = await watch()
+        if reason is not None and proc.returncode is None:
+            out.watch_reason = reason
+            kill_group(proc.pid)
+            return
+
+
+async def _supervise(proc: Process, out: _Output, wall_s: float, watch: Watch | None) -> bool:
     finished = _Countdown(2)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_drain, proc.stdout, out.stdout, out, proc.pid, finished)
         tg.start_soon(_drain, proc.stderr, out.stderr, out, proc.pid, finished)
+        if watch is not None:
+            tg.start_soon(_watchdog, proc, out, watch)
         timed_out = await _wait(proc, wall_s)
         kill_group(proc.pid)  # stragglers that left the leader behind die with the group
         with anyio.move_on_after(DRAIN_GRACE_S):

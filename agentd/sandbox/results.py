@@ -49,6 +49,8 @@ def _classify(raw: RawRun, plan: Plan) -> tuple[ErrorKind, str | None, str]:
         return "timeout", "timeout", f"killed after {plan.wall_s:g}s wall clock"
     if raw.killed_reason == "output_limit":
         return "limit", "output_limit", "output over its cap: process tree killed"
+    if raw.killed_reason == "watchdog":
+        return "limit", "workspace_limit", f"{raw.kill_detail}: process tree killed"
     code = raw.exit_code
     if code in _LIMIT_SIGNALS:
         return "limit", _LIMIT_SIGNALS[code], f"stopped by a resource limit ({code})"

@@ -29,13 +29,14 @@ from agentd.sandbox.jails.base import DATA_DIR
 from agentd.sandbox.journal import StepJournal
 from agentd.sandbox.paths import ActionRejected
 from agentd.sandbox.plans import DATA, Plan, plan_action
-from agentd.sandbox.process import RawRun, run_process
+from agentd.sandbox.process import RawRun, Watch, run_process
 from agentd.sandbox.seccomp import data_fd, seccomp_bpf
 from agentd.sandbox.stats import Counters, JailReport, SandboxStatistics
 from agentd.sandbox.workspace import (
     Owner,
     Snapshot,
     create_workspace,
+    quota_breach,
     readable_files,
     remove_workspace,
     snapshot,
@@ -154,9 +155,21 @@ class Sandbox:
             try:
                 return await run_process(argv, wall_s=plan.wall_s,
                                          output_bytes=self.limits.output_bytes, pass_fds=fds,
-                                         cwd=self.jail.cwd(run))
+                                         cwd=self.jail.cwd(run),
+                                         watch=self._quota_watch(workspace, plan))
             except OSError as exc:  # the jailer itself is missing or not executable
                 raise JailUnavailableError(f"cannot start {argv[0]}: {exc.strerror}") from None
+
+    def _quota_watch(self, workspace: Path, plan: Plan) -> Watch | None:
+        """For commands that can create files (tests), poll the workspace quota while they
+        run: the post-run check alone would let a fast writer fill the host disk first."""
+        if not plan.full_os:
+            return None  # ast-grep only rewrites files that exist; RLIMIT_FSIZE bounds them
+
+        async def watch() -> str | None:
+            return await anyio.to_thread.run_sync(quota_breach, workspace, self.limits)
+
+        return watch
 
     @contextlib.contextmanager
     def _fds(self, plan: Plan) -> Iterator[tuple[list[DataFile], int | None]]:

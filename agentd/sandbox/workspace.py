@@ -71,10 +71,12 @@ def _hand_over(fd: int, st: os.stat_result, owner: Owner) -> None:
 class _Walker:
     """One bounded, no-follow walk of a workspace."""
 
-    def __init__(self, limits: SandboxLimits, owner: Owner, *, lenient: bool = False) -> None:
+    def __init__(self, limits: SandboxLimits, owner: Owner, *, lenient: bool = False,
+                 contents: bool = True) -> None:
         self.limits = limits
         self.owner = owner
         self.lenient = lenient
+        self.contents = contents
         self.snap = Snapshot()
 
     def walk(self, root: Path) -> Snapshot:
@@ -123,6 +125,8 @@ class _Walker:
         self.snap.total_bytes += st.st_size
         if self.snap.total_bytes > self.limits.workspace_bytes:
             raise WorkspaceLimitError(f"workspace holds more than {self.limits.workspace_bytes} B")
+        if not self.contents:
+            return
         fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
         try:
             fst = os.fstat(fd)
@@ -152,6 +156,18 @@ def snapshot(root: Path, limits: SandboxLimits, owner: Owner = Owner()) -> Snaps
         return _Walker(limits, owner).walk(root)
     except OSError as exc:  # e.g. EACCES on a stray mount point: unusable, not a crash
         raise ActionRejected("invalid_action", f"workspace unreadable: {exc.strerror}") from None
+
+
+def quota_breach(root: Path, limits: SandboxLimits) -> str | None:
+    """Why the workspace is over its quota right now (None: within it). Sizes only, no
+    contents: cheap enough to poll while a test command runs."""
+    try:
+        _Walker(limits, Owner(), lenient=True, contents=False).walk(root)
+    except WorkspaceLimitError as exc:
+        return str(exc)
+    except (ActionRejected, OSError):
+        return None  # a file vanished mid-walk: the check after the run decides
+    return None
 
 
 def readable_files(root: Path, limits: SandboxLimits) -> Snapshot:

@@ -65,6 +65,14 @@ class TestResourceAttacks:
                                "open(f'd/{i}', 'w').close()")
         assert r.error_kind == "limit" and "entries" in r.error
 
+    async def test_endless_writer_stopped_early(self, ws: Path, run_code: Run) -> None:
+        """A command that never stops writing files is killed by the quota watchdog, well
+        before the wall clock: the host disk never sees more than about one poll's worth."""
+        r = await run_code(ws, "i = 0\nwhile True:\n  open(f'f{i}', 'wb').write(b'x' * 65536)"
+                               "\n  i += 1", timeout_s=30)
+        assert r.error_kind == "limit" and r.killed_reason == "workspace_limit", r
+        assert r.duration_ms < 10_000
+
     async def test_infinite_loop(self, ws: Path, run_code: Run) -> None:
         """A busy loop ends by the CPU limit or the wall clock."""
         r = await run_code(ws, "while True: pass")

@@ -70,3 +70,16 @@ class TestRunProcess:
             await run_process(["/bin/sh", "-c", f"sleep 100 & sleep 101 # {marker}\nwait"],
                               wall_s=60, output_bytes=1024)
         assert processes_with(marker) == ""
+
+    async def test_watch_kills(self, marker: str) -> None:
+        """A watch that reports a reason kills the tree and the reason is kept."""
+        polls: list[int] = []
+
+        async def watch() -> str | None:
+            polls.append(1)
+            return "quota gone" if len(polls) >= 2 else None
+
+        raw = await run_process(["/bin/sh", "-c", f"sleep 30 # {marker}"], wall_s=20,
+                                output_bytes=1024, watch=watch)
+        assert raw.killed_reason == "watchdog" and raw.kill_detail == "quota gone"
+        assert raw.duration_ms < 5000 and processes_with(marker) == ""
