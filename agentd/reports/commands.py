@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agentd.config import Settings, load_settings
-from agentd.reports.metrics import collect
+from agentd.reports.metrics import ReportData, collect
 from agentd.reports.teacher import write_report
 
 
@@ -30,7 +30,8 @@ def routing_rows(database: Path) -> list[dict[str, Any]]:
 
 def build_report(settings: Settings, run_id: str | None) -> tuple[Path, int, int]:
     paths = settings.agentd.paths
-    data = collect([settings.path(paths.trajectories)], run_id)
+    root = settings.path(paths.trajectories)
+    data = collect([root], run_id) if root.exists() else ReportData()
     out = write_report(data, settings.path(paths.reports) / "teacher",
                        processed_dir=settings.path(paths.processed_data),
                        routing=routing_rows(settings.path(paths.database)), run_id=run_id)
