@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import msgspec
 from anyio.abc import TaskGroup
 
@@ -35,6 +36,7 @@ from agentd.policies.reference import ReferencePolicy
 from agentd.records import Task, TrajectoryRecord
 from agentd.sandbox import Sandbox
 from agentd.state import EstimateCounter, State, StateStore, TokenCounter
+from agentd.state.counters import counter_for
 from agentd.trajectories import TrajectoryWriter
 
 log = get_logger(__name__)
@@ -59,6 +61,8 @@ class Engine:
         self.sandbox = Sandbox(settings.sandbox, workspaces_dir=self._path("workspaces"),
                                log_dir=settings.path(settings.sandbox.log_dir))
         self.counter: TokenCounter = EstimateCounter()
+        self._counters: dict[str, TokenCounter] = {}  # per policy: the actor's /tokenize
+        self._http: httpx.AsyncClient | None = None
         self._policies: dict[str, Policy] = {}
         self._few_shot: dict[str, list[FewShotExample]] = {}
         self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
@@ -83,6 +87,7 @@ class Engine:
         db_path = self._path("database")
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.store = await StateStore.open(db_path, self.settings.agentd.state)
+        self.counter = await counter_for(self.settings.agentd.state)
         q = self.settings.agentd.queue
         self.queue = TaskQueue(self.store.transaction, boot_id=self.boot_id, lease_s=q.lease_s,
                                max_attempts=q.max_attempts)
@@ -127,6 +132,8 @@ class Engine:
             await self.writer.close()
         for policy in self._policies.values():
             await policy.aclose()
+        if self._http is not None:
+            await self._http.aclose()
         if self.store is not None:
             await self.store.close()
 
@@ -269,7 +276,8 @@ class Engine:
         assert self.store is not None
         return EpisodeRunner(
             settings=self.settings, sandbox=self.sandbox, store=self.store,
-            policy_for=self.policy, counter=self.counter, commit=self.commit_step,
+            policy_for=self.policy, counter=self.counter, counters=self._counters,
+            commit=self.commit_step,
             metrics=self.metrics, should_stop=lambda: self._draining,
             ast_grep_version=self.sandbox.ast_grep_version, few_shot=self._few_shot)
 
@@ -282,11 +290,20 @@ class Engine:
                 from agentd.policies.factory import build_policy
 
                 self._policies[name] = build_policy(name, self.settings)
+            if name == "actor" and self.settings.actors.actors:
+                self._counters[name] = await self._actor_counter()
             if name == "teacher":
                 n = self.settings.teacher_prompts.few_shot
                 self._few_shot[name] = await anyio.to_thread.run_sync(
                     load_examples, tasks_path(self.settings, "train"), n)
         return self._policies[name]
+
+    async def _actor_counter(self) -> TokenCounter:
+        """Exact token counts from the actors' own tokenizer (vLLM ``/tokenize``)."""
+        actor = self.settings.actors.actors[0]
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+        return await counter_for(self.settings.agentd.state, base_url=actor.base_url,
+                                 model=actor.served_model_name, client=self._http)
 
     async def _watchdog(self) -> None:
         assert self.queue is not None

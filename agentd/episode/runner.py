@@ -101,6 +101,7 @@ class EpisodeRunner:
     store: StateStore
     policy_for: Callable[[str], Awaitable[Policy]]
     counter: TokenCounter
+    counters: dict[str, TokenCounter]  # per policy name, when it has its own tokenizer
     commit: CommitStep
     metrics: Metrics
     should_stop: Callable[[], bool]
@@ -136,9 +137,10 @@ class EpisodeRunner:
     async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: dict[str, str],
                     observation: str, step: int, last: bool) -> StepOutcome:
         caps = self.settings.agentd.state
+        counter = self.counters.get(lease.policy, self.counter)
         with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
             stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
-            block = await fit_budget(stored.state, self.counter, caps.token_budget, caps=caps)
+            block = await fit_budget(stored.state, counter, caps.token_budget, caps=caps)
             prompt = render_prompt(self._templates(lease.policy), lease.task, block.rendered,
                                    observation or None, step, max_steps=self._max_steps(lease),
                                    few_shot=self.few_shot.get(lease.policy))
@@ -147,7 +149,7 @@ class EpisodeRunner:
             acted = await self._act(lease, workspace, files, generation, step, last)
             merged = self._merge(block.state, acted, step)
             # The stored state always fits: what the summariser folds away is recorded.
-            fitted = await fit_budget(merged.state, self.counter, caps.token_budget, caps=caps)
+            fitted = await fit_budget(merged.state, counter, caps.token_budget, caps=caps)
             rejected = [*merged.rejected, *(f"folded: {d}" for d in fitted.dropped)]
             record = self._record(lease, policy, request, prompt, stored.state, generation,
                                   acted, rejected)

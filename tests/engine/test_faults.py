@@ -80,6 +80,8 @@ class TestActorFaults:
         bodies = fakes[0].generation_bodies() + fakes[1].generation_bodies()
         assert all("structured_outputs" in b for b in bodies)
         assert not any(k.startswith("guided_") for b in bodies for k in b)
+        # The state budget is counted with the actor's own tokenizer.
+        assert any(r.path == "/tokenize" for r in fakes[0].requests + fakes[1].requests)
         assert all(r.policy.kind == "actor" and r.usage.completion_tokens > 0
                    for r in records(summary))
 
