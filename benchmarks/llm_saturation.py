@@ -75,6 +75,7 @@ class Run:
     tokens: int
     wall_s: float
     p50_ms: float
+    client_cpu_s: float  # this process's CPU time during the run: what the client side costs
 
     @property
     def tok_s(self) -> float:
@@ -162,11 +163,14 @@ async def measure(base_url: str, concurrency: int, args: argparse.Namespace) -> 
         for rnd in range(args.rounds):
             for side in ("raw", "pool") if rnd % 2 == 0 else ("pool", "raw"):
                 reqs = requests_for(concurrency * args.per_worker, args.max_tokens)
+                cpu = time.process_time()
                 tokens, wall, p50 = await drive(sides[side], reqs, concurrency)
-                runs.append(Run(side, concurrency, len(reqs), tokens, wall, p50))
+                cpu = time.process_time() - cpu
+                runs.append(Run(side, concurrency, len(reqs), tokens, wall, p50, cpu))
                 print(
                     f"  c={concurrency:<3} {side:<5} round {rnd}: {tokens / wall:7.1f} tok/s "
-                    f"({tokens} tokens in {wall:.1f}s, p50 {p50:.0f} ms)",
+                    f"({tokens} tokens in {wall:.1f}s, p50 {p50:.0f} ms, "
+                    f"client CPU {cpu * 1000:.0f} ms)",
                     flush=True,
                 )
     await pool.aclose()
