@@ -1,11 +1,8 @@
 """The engine: queue → episode workers → trajectory writer, shared by ``serve`` and ``run``.
 
-Exactly-once is built on one rule: a step is *acknowledged* when one SQLite transaction has
-saved its state (compare-and-swap), advanced its queue row (fenced by the lease id) and put its
-trajectory record into the ``outbox`` table. The writer then appends outbox records to the
-JSONL shards in commit order and deletes them once durable. After a crash, ``open()`` cuts any
-torn line, finds the last record that reached the shard, drops the outbox rows up to it and
-writes the rest — so no acknowledged step is lost and none is written twice.
+It owns the database, the queue, the sandbox, the policies and the writer, leases episodes
+up to the configured concurrency and hands each to an ``EpisodeRunner``; steps are committed
+exactly once by ``StepCommitter`` (``daemon/commit.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ import msgspec
 from anyio.abc import TaskGroup
 
 from agentd.config import Settings
+from agentd.daemon.commit import LeaseLostError, StepCommitter
 from agentd.daemon.metrics import Metrics
 from agentd.daemon.queue import Lease, TaskQueue
 from agentd.datasets import load_tasks, tasks_path
@@ -33,19 +31,13 @@ from agentd.errors import AgentdError, PolicyError, UsageError
 from agentd.logging import get_logger, log_context
 from agentd.policies.base import Policy
 from agentd.policies.reference import ReferencePolicy
-from agentd.records import Task, TrajectoryRecord
+from agentd.records import Task
 from agentd.sandbox import Sandbox
-from agentd.state import EstimateCounter, State, StateStore, TokenCounter
+from agentd.state import EstimateCounter, StateStore, TokenCounter
 from agentd.state.counters import counter_for
 from agentd.trajectories import TrajectoryWriter
 
 log = get_logger(__name__)
-_record_decoder = msgspec.json.Decoder(TrajectoryRecord)
-_record_encoder = msgspec.json.Encoder()
-
-
-class LeaseLostError(AgentdError):
-    """The queue row is no longer ours (the watchdog requeued it); the step was not committed."""
 
 
 class Engine:
@@ -58,6 +50,7 @@ class Engine:
         self.store: StateStore | None = None
         self.queue: TaskQueue | None = None
         self.writer: TrajectoryWriter | None = None
+        self.committer: StepCommitter | None = None
         self.sandbox = Sandbox(settings.sandbox, workspaces_dir=self._path("workspaces"),
                                log_dir=settings.path(settings.sandbox.log_dir))
         self.counter: TokenCounter = EstimateCounter()
@@ -71,7 +64,6 @@ class Engine:
         self._resumed = anyio.Event()
         self._draining = False
         self.only_run: str | None = None  # `agentd run` works on its own run only
-        self._commit_lock = anyio.Lock()
         self._drained = anyio.Event()  # set when draining and the last episode has left
         self._episodes_scope = anyio.CancelScope()
         self._started = time.time()
@@ -93,9 +85,11 @@ class Engine:
                                max_attempts=q.max_attempts)
         await self.queue.create_schema()
         requeued = await self.queue.recover()
+        self.committer = StepCommitter(self.store, self.queue)
         self.writer = TrajectoryWriter(self._path("trajectories"), self.settings.agentd.writer,
-                                       on_durable=self._on_durable)
-        pending = await self._recover_outbox()
+                                       on_durable=self.committer.on_durable)
+        self.committer.sink = self.writer
+        pending = await self.committer.recover(self.writer)
         log.info("engine.recovered", requeued_leases=requeued, outbox_pending=len(pending))
         self._pending = pending
         return {"requeued_leases": requeued, "outbox_pending": len(pending)}
@@ -273,11 +267,11 @@ class Engine:
             self._drained.set()
 
     def _runner(self) -> EpisodeRunner:
-        assert self.store is not None
+        assert self.store is not None and self.committer is not None
         return EpisodeRunner(
             settings=self.settings, sandbox=self.sandbox, store=self.store,
             policy_for=self.policy, counter=self.counter, counters=self._counters,
-            commit=self.commit_step,
+            commit=self.committer.commit,
             metrics=self.metrics, should_stop=lambda: self._draining,
             ast_grep_version=self.sandbox.ast_grep_version, few_shot=self._few_shot)
 
@@ -319,60 +313,6 @@ class Engine:
         with anyio.CancelScope(shield=True):
             await self.queue.release(lease)
         self._forget(lease)
-
-    # ---------------------------------------------------------------- exactly-once commit
-
-    async def commit_step(self, lease: Lease, step: int, state: State, version: int,
-                          record: TrajectoryRecord, files: dict[str, str], done: bool) -> None:
-        """State, queue progress and the outbox row in one transaction, then to the writer.
-
-        The writer is fed under the same lock, so shards follow commit order — recovery relies
-        on that.
-        """
-        assert self.store is not None and self.queue is not None and self.writer is not None
-        async with self._commit_lock:
-            with anyio.CancelScope(shield=True):
-                async with self.store.transaction() as db:
-                    await self.store.save_in(db, lease.run_id, lease.task_id, lease.episode,
-                                             state, version)
-                    await db.execute(
-                        "INSERT INTO outbox(run_id, task_id, episode, step, record)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (*record.key, _record_encoder.encode(record)))
-                    if not await self.queue.advance_in(db, lease, step=step, files=files,
-                                                       done=done):
-                        raise LeaseLostError(f"lost the lease of {lease.task_id}:{lease.episode}")
-                    if done:
-                        await self.queue.record_result_in(
-                            db, lease, final_match=record.reward.final_match, steps=step + 1)
-            await self.writer.put(record)
-
-    async def _on_durable(self, records: list[TrajectoryRecord]) -> None:
-        assert self.store is not None
-        async with self.store.transaction() as db:
-            await db.executemany(
-                "DELETE FROM outbox WHERE run_id=? AND task_id=? AND episode=? AND step=?",
-                [r.key for r in records])
-
-    async def _recover_outbox(self) -> list[TrajectoryRecord]:
-        """Drop outbox rows already in the shards; return the rest in commit order."""
-        assert self.store is not None and self.writer is not None
-        pending: list[TrajectoryRecord] = []
-        async with self.store.transaction() as db:
-            cur = await db.execute("SELECT DISTINCT run_id FROM outbox")
-            runs = [row[0] for row in await cur.fetchall()]
-            for run_id in runs:
-                # prepare() cuts a torn last line and returns the last whole record's key.
-                key = await self.writer.prepare(run_id)
-                if key is not None:
-                    await db.execute(
-                        "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"
-                        " WHERE run_id=? AND task_id=? AND episode=? AND step=?)",
-                        (run_id, *key))
-                cur = await db.execute(
-                    "SELECT record FROM outbox WHERE run_id=? ORDER BY seq", (run_id,))
-                pending += [_record_decoder.decode(row[0]) for row in await cur.fetchall()]
-        return pending
 
     # ---------------------------------------------------------------- status
 

@@ -1,0 +1,83 @@
+"""Exactly-once step commits: SQLite is the truth, the JSONL shards follow it.
+
+A step is *acknowledged* when one transaction has saved its state (compare-and-swap), advanced
+its queue row (fenced by the lease id) and put its trajectory record into the ``outbox``.
+The record then goes to the writer under the same lock, so shards follow commit order; the
+writer's durability callback deletes outbox rows. After a crash ``recover()`` cuts a torn last
+line, finds the last record that reached each run's shard, drops the outbox rows up to it and
+returns the rest, in commit order, to be written again — none lost, none twice.
+"""
+
+from __future__ import annotations
+
+import anyio
+import msgspec
+
+from agentd.daemon.queue import Lease, TaskQueue
+from agentd.errors import AgentdError
+from agentd.records import TrajectoryRecord
+from agentd.state import State, StateStore
+from agentd.trajectories import TrajectorySink, TrajectoryWriter
+
+_record_decoder = msgspec.json.Decoder(TrajectoryRecord)
+_record_encoder = msgspec.json.Encoder()
+
+
+class LeaseLostError(AgentdError):
+    """The queue row is no longer ours (the watchdog requeued it); the step was not committed."""
+
+
+class StepCommitter:
+    """Commits steps atomically and reconciles the outbox with the shards."""
+
+    def __init__(self, store: StateStore, queue: TaskQueue) -> None:
+        self.store = store
+        self.queue = queue
+        self.sink: TrajectorySink | None = None
+        self._lock = anyio.Lock()
+
+    async def commit(self, lease: Lease, step: int, state: State, version: int,
+                     record: TrajectoryRecord, files: dict[str, str], done: bool) -> None:
+        """State, queue progress and the outbox row in one transaction, then to the writer."""
+        assert self.sink is not None
+        async with self._lock:
+            # Once started, a commit finishes: cancelling half-way would only roll it back.
+            with anyio.CancelScope(shield=True):
+                async with self.store.transaction() as db:
+                    await self.store.save_in(db, lease.run_id, lease.task_id, lease.episode,
+                                             state, version)
+                    await db.execute(
+                        "INSERT INTO outbox(run_id, task_id, episode, step, record)"
+                        " VALUES (?, ?, ?, ?, ?)", (*record.key, _record_encoder.encode(record)))
+                    if not await self.queue.advance_in(db, lease, step=step, files=files,
+                                                       done=done):
+                        raise LeaseLostError(f"lost the lease of {lease.group}")
+                    if done:
+                        await self.queue.record_result_in(
+                            db, lease, final_match=record.reward.final_match, steps=step + 1)
+            await self.sink.put(record)
+
+    async def on_durable(self, records: list[TrajectoryRecord]) -> None:
+        """The writer made these durable: they leave the outbox."""
+        async with self.store.transaction() as db:
+            await db.executemany(
+                "DELETE FROM outbox WHERE run_id=? AND task_id=? AND episode=? AND step=?",
+                [r.key for r in records])
+
+    async def recover(self, writer: TrajectoryWriter) -> list[TrajectoryRecord]:
+        """Drop outbox rows already in the shards; return the rest in commit order."""
+        pending: list[TrajectoryRecord] = []
+        async with self.store.transaction() as db:
+            cur = await db.execute("SELECT DISTINCT run_id FROM outbox")
+            for (run_id,) in list(await cur.fetchall()):
+                # prepare() cuts a torn last line and returns the last whole record's key.
+                key = await writer.prepare(run_id)
+                if key is not None:
+                    await db.execute(
+                        "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"
+                        " WHERE run_id=? AND task_id=? AND episode=? AND step=?)",
+                        (run_id, *key))
+                cur = await db.execute(
+                    "SELECT record FROM outbox WHERE run_id=? ORDER BY seq", (run_id,))
+                pending += [_record_decoder.decode(row[0]) for row in await cur.fetchall()]
+        return pending
