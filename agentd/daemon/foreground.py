@@ -1,8 +1,8 @@
 """``agentd run``: the daemon's engine in the foreground, until its run's work is done.
 
 It builds the task corpus first when ``data/processed`` is missing, submits the split to a run
-of its own, shows a live progress line (a bar on a terminal, a line every few seconds
-otherwise), then drains, checks the run's trajectory shards and prints a summary.
+of its own, shows a live progress line (a bar on a terminal, a line every 5 s otherwise), then
+drains, checks the run's trajectory shards and prints a summary.
 Ctrl-C drains like SIGTERM does for the daemon; the run can be resumed with ``--run-id``.
 """
 
@@ -12,6 +12,7 @@ import argparse
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from agentd.daemon.engine import Engine, new_run_id
 from agentd.daemon.lock import StateLock
 from agentd.datasets import tasks_path
 from agentd.logging import get_logger, setup_logging, shutdown_logging
+from agentd.progress import Progress
 
 log = get_logger(__name__)
-_BAR = 28
 
 
 @dataclass(frozen=True)
@@ -36,35 +37,6 @@ class RunOptions:
     episodes: int
     run_id: str
     progress: bool
-
-
-class Progress:
-    """A one-line progress display: a bar on a TTY, a plain line every 5 s elsewhere."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.tty = enabled and sys.stderr.isatty()
-        self.enabled = enabled
-        self._last = time.monotonic()  # off a terminal, the first line comes after 5 s
-        self._started = time.monotonic()
-
-    def show(self, total: int, counts: dict[str, int], metrics: dict[str, int], *,
-             force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not self.tty and not force and now - self._last < 5.0):
-            return
-        self._last = now
-        finished = counts["done"] + counts["dead"] + counts["cancelled"] + counts["failed"]
-        rate = metrics["steps"] / max(now - self._started, 1e-6)
-        filled = int(_BAR * finished / total) if total else _BAR
-        line = (f"[{'#' * filled}{'.' * (_BAR - filled)}] {finished}/{total} episodes"
-                f" | {metrics['steps']} steps, {metrics['verified_steps']} verified"
-                f" | {rate:.1f} steps/s | {counts['dead']} dead, {metrics['errors']} errors")
-        sys.stderr.write(f"\r{line}\033[K" if self.tty else line + "\n")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
 
 
 async def ensure_corpus(settings: Settings, config: Path | None, split: str) -> None:
@@ -82,25 +54,29 @@ async def ensure_corpus(settings: Settings, config: Path | None, split: str) -> 
             raise SystemExit(code)
 
 
+def _detail(counts: dict[str, int], c: Counter[str], elapsed: float) -> str:
+    return (f"{c['steps']} steps, {c['verified_steps']} verified | "
+            f"{c['steps'] / max(elapsed, 1e-6):.1f} steps/s | {counts['dead']} dead, "
+            f"{c['episodes_queued'] + c['episodes_dead']} errors")
+
+
 async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[str, int]:
     assert engine.queue is not None
-    progress = Progress(opts.progress)
+    progress = Progress("episodes", total=total, enabled=opts.progress, plain_interval_s=5.0)
+    started = time.monotonic()
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, signals, tg.cancel_scope)
             while True:
                 counts = await engine.queue.counts(opts.run_id)
-                c = engine.metrics.counters
-                finished = counts["queued"] + counts["leased"] == 0
-                progress.show(total, counts, {"steps": c["steps"],
-                                              "verified_steps": c["verified_steps"],
-                                              "errors": c["episodes_queued"] + c["episodes_dead"]},
-                              force=finished)
-                if finished:
+                ended = counts["done"] + counts["dead"] + counts["cancelled"] + counts["failed"]
+                progress.update(ended, detail=_detail(counts, engine.metrics.counters,
+                                                      time.monotonic() - started))
+                if counts["queued"] + counts["leased"] == 0:
                     tg.cancel_scope.cancel()
                     break
                 await anyio.sleep(0.25)
-    progress.finish()
+    progress.close()
     return await engine.queue.counts(opts.run_id)
 
 

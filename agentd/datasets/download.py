@@ -24,9 +24,9 @@ import httpx
 
 from agentd.config import DownloadConfig
 from agentd.datasets.netguard import Target, checked_target
-from agentd.datasets.progress import Progress
 from agentd.errors import DatasetError, UnsafeSourceError
 from agentd.logging import get_logger
+from agentd.progress import Progress
 
 log = get_logger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import anyio
 
-from agentd.datasets.progress import Progress
 from agentd.logging import get_logger
+from agentd.progress import Progress
 from agentd.records import Task
 from agentd.sandbox import Sandbox
 
