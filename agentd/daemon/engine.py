@@ -56,6 +56,7 @@ class Engine:
         self.counter: TokenCounter = EstimateCounter()
         self._counters: dict[str, TokenCounter] = {}  # per policy: the actor's /tokenize
         self._http: httpx.AsyncClient | None = None
+        self._tg: TaskGroup | None = None
         self._policies: dict[str, Policy] = {}
         self._few_shot: dict[str, list[FewShotExample]] = {}
         self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
@@ -101,6 +102,7 @@ class Engine:
         for record in self._pending:
             await self.writer.put(record)
         self._pending = []
+        self._tg = tg
         tg.start_soon(self._dispatch, tg)
         tg.start_soon(self._watchdog)
 
@@ -284,6 +286,9 @@ class Engine:
                 from agentd.policies.factory import build_policy
 
                 self._policies[name] = build_policy(name, self.settings)
+            health = getattr(self._policies[name], "run_health", None)
+            if health is not None and self._tg is not None:
+                self._tg.start_soon(health)  # probes /health + /v1/models, closes circuits
             if name == "actor" and self.settings.actors.actors:
                 self._counters[name] = await self._actor_counter()
             if name == "teacher":

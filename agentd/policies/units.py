@@ -1,8 +1,12 @@
 """systemd environment files for ``vllm-actor@NAME.service``, one per actor in the config.
 
-``systemd/vllm-actor@.service`` reads ``EnvironmentFile=…/NAME.env`` and starts vLLM with
-``$VLLM_MODEL --host $VLLM_HOST --port $VLLM_PORT --quantization $VLLM_QUANTIZATION …``, so
-the actors file stays the one place where ports, GPUs and models are written down.
+``systemd/vllm-actor@.service`` reads ``EnvironmentFile=/etc/agentd/vllm-actors/NAME.env``
+and starts vLLM with ``--model ${VLLM_MODEL} --port ${VLLM_PORT} … $VLLM_EXTRA_ARGS``, so the
+actors file stays the one place where ports, GPUs and models are written down. Optional flags
+(``--quantization``) travel in ``VLLM_EXTRA_ARGS``, which systemd splits on whitespace, so an
+actor without quantisation never passes ``--quantization ""``.
+
+    python -m agentd.policies.units --out /etc/agentd/vllm-actors [--config PATH]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def actor_env(actor: ActorConfig) -> dict[str, str]:
         "VLLM_PORT": str(actor.port),
         "CUDA_VISIBLE_DEVICES": ",".join(str(gpu) for gpu in actor.gpu_ids),
         "VLLM_QUANTIZATION": actor.quantization or "",
+        "VLLM_EXTRA_ARGS": f"--quantization {actor.quantization}" if actor.quantization else "",
         "VLLM_TP_SIZE": str(actor.tensor_parallel_size),
         "VLLM_SERVED_NAME": actor.served_model_name,
         "VLLM_MAX_MODEL_LEN": str(actor.max_model_len),
@@ -52,3 +57,29 @@ def write_actor_envs(actors: list[ActorConfig], directory: Path) -> list[Path]:
         tmp.replace(path)
         written.append(path)
     return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from agentd.config import load_settings
+    from agentd.errors import AgentdError
+
+    parser = argparse.ArgumentParser(prog="python -m agentd.policies.units",
+                                     description="write one NAME.env per vLLM actor")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        paths = write_actor_envs(load_settings(args.config).actors.actors, args.out)
+    except AgentdError as exc:
+        print(f"agentd: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

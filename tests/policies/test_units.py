@@ -29,6 +29,7 @@ class TestUnits:
             "VLLM_PORT": '"8102"',
             "CUDA_VISIBLE_DEVICES": '"2,3"',
             "VLLM_QUANTIZATION": '"awq"',
+            "VLLM_EXTRA_ARGS": '"--quantization awq"',
             "VLLM_TP_SIZE": '"2"',
             "VLLM_SERVED_NAME": '"qwen3-14b-awq"',
             "VLLM_MAX_MODEL_LEN": '"8192"',
@@ -39,6 +40,7 @@ class TestUnits:
         """quantization: null renders as an empty value, not the string None."""
         a = ActorConfig(name="a", port=1, quantization=None)
         assert 'VLLM_QUANTIZATION=""' in render_actor_env(a)
+        assert 'VLLM_EXTRA_ARGS=""' in render_actor_env(a)  # no `--quantization ""` flag
 
     def test_refuses_values_systemd_would_mangle(self) -> None:
         """A $ or a quote in a value is a ConfigError naming the actor and key."""
@@ -52,3 +54,21 @@ class TestUnits:
         assert [p.name for p in paths] == ["actor0.env", "actor1.env", "actor2.env"]
         assert 'VLLM_PORT="8101"' in paths[1].read_text()
         assert not list((tmp_path / "env").glob("*.tmp"))
+
+    def test_unit_template_uses_every_rendered_variable(self, project_root: Path) -> None:
+        """systemd/vllm-actor@.service reads the variables this module writes."""
+        unit = (project_root / "systemd" / "vllm-actor@.service").read_text()
+        a = ActorConfig(name="a", port=1)
+        for line in render_actor_env(a).splitlines()[1:]:
+            key = line.split("=", 1)[0]
+            # CUDA_VISIBLE_DEVICES is read by the CUDA runtime; VLLM_QUANTIZATION documents
+            # what VLLM_EXTRA_ARGS passes.
+            if key not in ("CUDA_VISIBLE_DEVICES", "VLLM_QUANTIZATION"):
+                assert f"${key}" in unit or f"${{{key}}}" in unit, key
+
+    def test_module_cli_writes_files(self, settings: Settings, tmp_path: Path) -> None:
+        """python -m agentd.policies.units --out DIR writes the env files."""
+        from agentd.policies.units import main
+
+        assert main(["--out", str(tmp_path / "e"), "--config", str(settings.config_path)]) == 0
+        assert len(list((tmp_path / "e").glob("*.env"))) == 3
