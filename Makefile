@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test lint typecheck pytest bench clean
+.PHONY: setup system-deps run test lint pytest e2e e2e-setup bench clean
 
 setup: system-deps $(STAMP)
 
@@ -34,14 +34,23 @@ lint: setup
 	$(BIN)/mypy --strict agentd
 
 pytest: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not e2e"
 
-test: lint pytest
+# The e2e tier: a real vLLM (CPU build) serving SmolLM2-135M, set up once into
+# ~/.cache/agentd/vllm by the project's own script (about 14 min the first time, then a no-op).
+e2e-setup:
+	bash scripts/setup_vllm_cpu.sh setup
 
-bench: setup
+e2e: setup e2e-setup
+	$(BIN)/pytest -m e2e tests/e2e
+
+test: lint pytest e2e
+
+bench: setup e2e-setup
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/state_store.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/llm_saturation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
