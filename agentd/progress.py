@@ -1,7 +1,8 @@
 """Progress for long work: a redrawn bar on a terminal, a plain line now and then elsewhere.
 
 Off a terminal (systemd, CI, a pipe) a line every ``plain_interval_s`` keeps long work visibly
-alive without flooding the log; ``close()`` always prints the final state.
+alive without flooding the log; ``close()`` prints the final state there only when a line was
+already printed, so short work (a small download before its error line) stays quiet.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Progress:
         self._enabled = True if enabled is None else enabled
         self._interval = _MIN_INTERVAL_S if self._tty else plain_interval_s
         self._start = self._last = time.monotonic()
+        self._drawn = False
 
     def advance(self, n: int = 1) -> None:
         self.update(self.done + n)
@@ -57,12 +59,13 @@ class Progress:
                 f"{frac:4.0%} {elapsed:5.1f}s{tail}")
 
     def _draw(self) -> None:
+        self._drawn = True
         line = self.render()
         self._stream.write(f"\r{line}\033[K" if self._tty else line + "\n")
         self._stream.flush()
 
     def close(self) -> None:
-        if self._enabled:
+        if self._enabled and (self._tty or self._drawn):
             self._draw()
             if self._tty:
                 self._stream.write("\n")
