@@ -159,5 +159,6 @@ def run_command(args: argparse.Namespace) -> int:
     run_dir = Path(summary["trajectories"])
     problems = [str(p) for p in verify_paths([run_dir]).problems] if run_dir.exists() else []
     _print_summary(summary, problems)
-    failed = problems or summary["episodes"]["dead"] or not summary["steps"]
+    # A resumed run may have nothing left to do: that is success, as long as it has results.
+    failed = problems or summary["episodes"]["dead"] or not summary["episodes"]["done"]
     return 1 if failed else 0

@@ -78,3 +78,18 @@ async def test_unknown_policy_is_a_usage_error(settings: Settings, policy: str) 
 
     with pytest.raises(UsageError, match="unknown policy"):
         await run_foreground(settings, RunOptions("dev", policy, None, 1, "r5", False))
+
+
+def test_cli_resume_of_finished_run_exits_0(settings: Settings) -> None:
+    """`agentd run --run-id` of a run that is already complete succeeds without new steps."""
+    import subprocess
+    import sys
+
+    write_split(settings, 2)
+    argv = [sys.executable, "-m", "agentd", "run", "--config", str(settings.config_path),
+            "--run-id", "again", "--no-progress"]
+    first = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    second = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "2 episodes done" in second.stdout and "steps 0" in second.stdout
