@@ -226,18 +226,23 @@ class EpisodeRunner:
         return _Acted(parsed, result, reward, current, observation, done, sandbox_ms)
 
     async def _final_check(self, task: Task, files: dict[str, str], reward: Reward) -> Reward:
-        """Episode end: re-verify the final files in a fresh workspace, read back no-follow."""
+        """Episode end: re-verify the final files in a fresh workspace.
+
+        ``files`` were read back no-follow (regular files only) and ``final_match`` already
+        compares them with the gold. When the task has tests they run on those files in a
+        fresh workspace, so nothing the episode left behind (symlinks, stray files, state in
+        the old workspace) can make them pass; without tests a fresh copy would add nothing.
+        """
+        if task.test_spec is None or not reward.final_match:
+            return reward
         fresh = await self.sandbox.prepare_workspace(f"{task.task_id}-verify", files)
         try:
             reread = await self.sandbox.read_files(fresh)
-            tests_ok = True
-            if task.test_spec is not None:
-                tests_ok = (await self.sandbox.run_tests(fresh, task.test_spec,
-                                                         task_id=task.task_id)).passed
+            tests = await self.sandbox.run_tests(fresh, task.test_spec, task_id=task.task_id)
         finally:
             await self.sandbox.cleanup(fresh)
-        match = tests_ok and all(reread.get(p) == text for p, text in task.gold.items())
-        return msgspec.structs.replace(reward, final_match=reward.final_match and match)
+        match = tests.passed and all(reread.get(p) == text for p, text in task.gold.items())
+        return msgspec.structs.replace(reward, final_match=match)
 
     def _record(self, lease: Lease, policy: Policy, request: GenerateRequest,
                 prompt: RenderedPrompt, state_before: State, generation: Generation,

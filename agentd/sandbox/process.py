@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
+
+from agentd.sandbox.spawn import spawn
 
 DRAIN_GRACE_S = 2.0  # after a kill: how long to wait for the pipes to close
 WATCH_EVERY_S = 0.25
@@ -108,22 +109,6 @@ async def _wait(proc: Process, wall_s: float) -> bool:
     return True
 
 
-async def _spawn(argv: Sequence[str], *, pass_fds: Sequence[int], cwd: Path | None) -> Process:
-    """Start the child with umask 022: mount points bwrap creates must be traversable by the
-    sandbox uid whatever the daemon's own umask (systemd's UMask=0027).
-
-    uvloop's subprocess_exec has no ``umask`` argument, so the process umask is set around the
-    spawn (fork and exec happen inside the call) and restored at once.
-    """
-    previous = os.umask(0o022)
-    try:
-        return await anyio.open_process(
-            list(argv), stdin=subprocess.DEVNULL, env={}, cwd=cwd, start_new_session=True,
-            pass_fds=pass_fds)
-    finally:
-        os.umask(previous)
-
-
 async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
                       pass_fds: Sequence[int] = (), cwd: Path | None = None,
                       watch: Watch | None = None) -> RawRun:
@@ -134,7 +119,7 @@ async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
     """
     out = _Output(limit=output_bytes)
     started = time.perf_counter()
-    proc = await _spawn(argv, pass_fds=pass_fds, cwd=cwd)
+    proc = await spawn(argv, pass_fds=pass_fds, cwd=cwd)
     try:
         timed_out = await _supervise(proc, out, wall_s, watch)
     finally:

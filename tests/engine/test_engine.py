@@ -93,3 +93,26 @@ def test_cli_resume_of_finished_run_exits_0(settings: Settings) -> None:
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stdout + second.stderr
     assert "2 episodes done" in second.stdout and "steps 0" in second.stdout
+
+
+class TestFinalCheck:
+    @pytest.mark.parametrize(("check", "passes"), [("'is None' in src", True),
+                                                   ("'never there' in src", False)])
+    async def test_tests_rerun_in_fresh_workspace(self, settings: Settings, check: str,
+                                                  passes: bool) -> None:
+        """At episode end a task's tests run on the final files in a fresh workspace; a
+        failing test turns final_match off even though the files equal the gold."""
+        from msgspec.structs import replace
+
+        from agentd.records import TestSpec
+
+        code = f"src = open('pkg0/mod.py').read(); assert {check}"
+        task = replace(make_task(0), test_spec=TestSpec(argv=["python", "-c", code],
+                                                        timeout_s=30))
+        path = settings.path(settings.agentd.paths.processed_data) / "dev" / "tasks.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tasks(path, [task])
+        summary = await run_foreground(settings, options(f"fc-{passes}"))
+        [final] = [r for _, _, r in iter_records([Path(summary["trajectories"])])
+                   if not isinstance(r, Exception) and r.done]
+        assert final.reward.final_match is passes
