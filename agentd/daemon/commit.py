@@ -13,7 +13,8 @@ from __future__ import annotations
 import anyio
 import msgspec
 
-from agentd.daemon.queue import Lease, TaskQueue
+from agentd.daemon.queue import TaskQueue
+from agentd.episode.lease import Lease
 from agentd.errors import AgentdError
 from agentd.records import TrajectoryRecord
 from agentd.state import State, StateStore

@@ -21,14 +21,15 @@ from anyio.abc import TaskGroup
 
 from agentd.config import Settings
 from agentd.daemon.commit import LeaseLostError, StepCommitter
-from agentd.daemon.metrics import Metrics
-from agentd.daemon.queue import Lease, TaskQueue
+from agentd.daemon.queue import TaskQueue
 from agentd.datasets import load_tasks, tasks_path
 from agentd.episode.fewshot import load_examples
+from agentd.episode.lease import Lease
 from agentd.episode.prompts import FewShotExample
 from agentd.episode.runner import EpisodeRunner
 from agentd.errors import AgentdError, PolicyError, UsageError
 from agentd.logging import get_logger, log_context
+from agentd.metrics import Metrics
 from agentd.policies.base import Policy
 from agentd.policies.reference import ReferencePolicy
 from agentd.records import Task

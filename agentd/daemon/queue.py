@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from agentd.episode.lease import Lease
 from agentd.records import Task
 
 Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
@@ -85,26 +86,6 @@ STATUSES = ("queued", "leased", "done", "failed", "dead", "cancelled")
 _files_encoder = msgspec.json.Encoder()
 _files_decoder = msgspec.json.Decoder(dict[str, str])
 _task_decoder = msgspec.json.Decoder(Task)
-
-
-@dataclass(frozen=True)
-class Lease:
-    """One episode handed to a worker."""
-
-    run_id: str
-    task_id: str
-    episode: int
-    policy: str
-    split: str
-    lease_id: str
-    attempts: int
-    next_step: int
-    files: dict[str, str] | None
-    task: Task
-
-    @property
-    def group(self) -> str:
-        return f"{self.task_id}:{self.episode}"
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ import msgspec
 
 from agentd import __version__
 from agentd.config import PromptTemplates, Settings
-from agentd.daemon.metrics import Metrics
-from agentd.daemon.queue import Lease
 from agentd.episode import protocol
+from agentd.episode.lease import Lease
 from agentd.episode.prompts import (
     FewShotExample,
     RenderedPrompt,
@@ -35,6 +34,7 @@ from agentd.episode.prompts import (
 from agentd.episode.reward import is_verified, score_step
 from agentd.errors import EndpointTimeoutError
 from agentd.logging import get_logger, log_context
+from agentd.metrics import Metrics
 from agentd.policies.base import GenerateRequest, Generation, Policy
 from agentd.records import (
     Action,
