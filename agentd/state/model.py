@@ -82,7 +82,10 @@ def clean_text(text: str, max_chars: int) -> str:
     short one; whitespace can only shrink it, so four times the cap is enough to fill it.
     """
     head = text[: max_chars * 4 + 1]
-    visible = "".join(" " if ch.isspace() else ch for ch in head if _visible(ch))
+    if head.isascii() and head.isprintable():
+        visible = head  # the common case: no control or invisible character can be present
+    else:
+        visible = "".join(" " if ch.isspace() else ch for ch in head if _visible(ch))
     line = _PROTOCOL_TAG.sub(r"‹\1", _SPACES.sub(" ", visible)).strip()
     if len(line) > max_chars or len(text) > len(head):
         line = line[: max_chars - 1].rstrip() + ELLIPSIS
