@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agentd.records import AstGrepRun, Task, TaskMeta
 
 BEFORE = "def f(x):\n    if x == None:\n        return 1\n    return 2\n"
@@ -20,3 +22,18 @@ def make_task(n: int, split: str = "dev", *, max_steps: int = 4) -> Task:
         meta=TaskMeta(dataset="test", source_path=path, recipe="eq-none", license="MIT",
                       source_sha256="0" * 64),
         max_steps=max_steps)
+
+
+# What a competent model writes for these tasks, for fake servers in tests.
+REWRITE_OUTPUT = (
+    '<think>Rewrite the comparison.</think>\n<action>{"tool": "ast_grep_run", '
+    '"pattern": "$A == None", "rewrite": "$A is None", "lang": "python"}</action>\n'
+    '<state_update>{"decisions": ["rewrite == None"]}</state_update>')
+SUBMIT_OUTPUT = ('<think>Done.</think>\n<action>{"tool": "submit"}</action>\n'
+                 '<state_update>{}</state_update>')
+
+
+def solve(body: dict[str, Any]) -> str:
+    """A fake-server reply: rewrite on the first step of a task, submit afterwards."""
+    prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+    return REWRITE_OUTPUT if "Step 1 of" in prompt else SUBMIT_OUTPUT

@@ -14,21 +14,9 @@ from agentd.config import Settings, load_settings
 from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
 from agentd.testing.fake_vllm import FakeVLLM
-from agentd.testing.tasks import make_task
+from agentd.testing.tasks import REWRITE_OUTPUT, SUBMIT_OUTPUT, make_task, solve
 from agentd.trajectories import iter_records
 from agentd.trajectories.verify import verify_paths
-
-REWRITE = ('<think>Rewrite the comparison.</think>\n<action>{"tool": "ast_grep_run", '
-           '"pattern": "$A == None", "rewrite": "$A is None", "lang": "python"}</action>\n'
-           '<state_update>{"decisions": ["rewrite == None"]}</state_update>')
-SUBMIT = ('<think>Done.</think>\n<action>{"tool": "submit"}</action>\n'
-          '<state_update>{}</state_update>')
-
-
-def solve(body: dict[str, Any]) -> str:
-    """A competent model: rewrite on the first step, submit afterwards."""
-    prompt = " ".join(m.get("content", "") for m in body.get("messages", []))
-    return REWRITE if "Step 1 of" in prompt else SUBMIT
 
 
 @pytest.fixture
@@ -139,6 +127,6 @@ def test_record_round_trips(tmp_project: Path) -> None:
     """Sanity: the fixtures' scripted outputs are what the protocol accepts."""
     from agentd.episode import protocol
 
-    for text in (REWRITE, SUBMIT):
+    for text in (REWRITE_OUTPUT, SUBMIT_OUTPUT):
         assert isinstance(protocol.parse(text), protocol.ParsedOutput)
     assert msgspec.json.decode(b"{}") == {}

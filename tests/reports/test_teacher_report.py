@@ -16,25 +16,14 @@ from agentd.datasets import write_tasks
 from agentd.reports.commands import build_report
 from agentd.reports.metrics import collect
 from agentd.testing.fake_vllm import FakeVLLM
-from agentd.testing.tasks import make_task
+from agentd.testing.tasks import make_task, solve
 from agentd.trajectories import iter_records
-
-REWRITE = ('<think>Rewrite the comparison.</think>\n<action>{"tool": "ast_grep_run", '
-           '"pattern": "$A == None", "rewrite": "$A is None", "lang": "python"}</action>\n'
-           '<state_update>{"decisions": ["rewrite == None"]}</state_update>')
-SUBMIT = ('<think>Done.</think>\n<action>{"tool": "submit"}</action>\n'
-          '<state_update>{}</state_update>')
-
-
-def good(body: dict[str, Any]) -> str:
-    prompt = " ".join(m.get("content", "") for m in body.get("messages", []))
-    return REWRITE if "Step 1 of" in prompt else SUBMIT
 
 
 def sloppy() -> Any:
     """Every other answer is prose instead of the protocol."""
     turn = itertools.count()
-    return lambda body: good(body) if next(turn) % 2 else "Sure! Here is my answer: rewrite it."
+    return lambda body: solve(body) if next(turn) % 2 else "Sure! Here is my answer: rewrite it."
 
 
 def configure(tmp_project: Path, primary: FakeVLLM, fallback: FakeVLLM,
@@ -70,7 +59,7 @@ class TestTeacherLoop:
         records, and the report's precision per teacher equals the records' own counts."""
         with FakeVLLM(model="MiniMax-M2") as primary, FakeVLLM(model="glm-4.6") as fallback:
             primary.reply_with(sloppy())
-            fallback.reply_with(good)
+            fallback.reply_with(solve)
             primary.misbehave("status", status=503, times=3)  # the first answers fall back
             settings = configure(tmp_project, primary, fallback, monkeypatch)
             summary = await run_foreground(settings, RunOptions("dev", "teacher", None, 1,
@@ -106,7 +95,7 @@ class TestTeacherLoop:
             self, tmp_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Teacher prompts carry worked examples drawn from the train split only."""
         with FakeVLLM(model="MiniMax-M2") as primary, FakeVLLM(model="glm-4.6") as fallback:
-            primary.reply_with(good)
+            primary.reply_with(solve)
             settings = configure(tmp_project, primary, fallback, monkeypatch)
             await run_foreground(settings, RunOptions("dev", "teacher", 1, 1, "t2", False))
             body = primary.generation_bodies()[0]
