@@ -91,9 +91,9 @@ class Daemon:
         log.info("daemon.stopping", reason=self._stop_reason)
 
     async def drain(self) -> None:
+        # Not shielded: a second SIGTERM/SIGINT cancels the task group and cuts the drain short.
         self.notifier.stopping(f"draining: {self._stop_reason}")
-        with anyio.CancelScope(shield=True):
-            abandoned = await self.engine.drain(self.settings.agentd.daemon.drain_timeout_s)
+        abandoned = await self.engine.drain(self.settings.agentd.daemon.drain_timeout_s)
         if abandoned:
             log.warning("daemon.drain_abandoned", episodes=abandoned)
 

@@ -189,3 +189,45 @@ class TestWork:
             if tail.stdout is not None:
                 tail.stdout.close()
         assert daemon.stop() == 0
+
+
+class TestSignals:
+    def test_second_signal_stops_at_once(self, tmp_project: Path) -> None:
+        """SIGTERM drains (here: waits on a hanging LLM); a second SIGTERM ends it at once."""
+        import yaml
+
+        from agentd.datasets import write_tasks
+        from agentd.testing.fake_vllm import FakeVLLM
+        from agentd.testing.tasks import make_task
+
+        tasks = tmp_project / "data" / "processed" / "dev" / "tasks.jsonl"
+        tasks.parent.mkdir(parents=True)
+        write_tasks(tasks, [make_task(0)])
+        with FakeVLLM(model="qwen3-14b-awq") as fake:
+            fake.misbehave("hang")
+            actors = {"actors": [{"name": "hang", "port": fake.port}],
+                      "client": {"timeout_s": 300, "max_retries": 0}}
+            (tmp_project / "configs" / "vllm_actors.yaml").write_text(yaml.safe_dump(actors))
+            d = DaemonProcess(tmp_project)
+            try:
+                d.messages_until("READY=1")
+                assert d.ctl("submit", "split=dev", "policy=actor").returncode == 0
+                deadline = time.monotonic() + 20
+                while not fake.generation_bodies() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert fake.generation_bodies(), "the episode never reached the LLM"
+                d.proc.send_signal(signal.SIGTERM)
+                d.messages_until("STOPPING=1")
+                time.sleep(0.5)
+                assert d.proc.poll() is None  # still draining: the step waits on the LLM
+                started = time.monotonic()
+                d.proc.send_signal(signal.SIGTERM)
+                assert d.proc.wait(timeout=15) == 0
+                assert time.monotonic() - started < 10
+            finally:
+                if d.proc.poll() is None:
+                    d.proc.kill()
+                    d.proc.wait()
+                d.notify.close()
+            events = [e["event"] for e in d.log_events()]
+            assert "daemon.forced_stop" in events and events[-1] == "daemon.stopped"
