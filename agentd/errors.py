@@ -53,7 +53,9 @@ class DaemonNotRunningError(DaemonError, UsageError):
 
 
 class AdminError(AgentdError):
-    """An admin request was refused."""
+    """An admin request was refused; ``remote_class`` names the daemon-side error class."""
+
+    remote_class: str = ""
 
 
 class SandboxError(AgentdError):

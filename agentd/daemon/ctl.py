@@ -20,6 +20,9 @@ from agentd.config import load_settings
 from agentd.errors import AdminError, DaemonNotRunningError, UsageError
 
 _MAX_RESPONSE = 16 * 1024 * 1024
+# Errors the daemon reports for a bad request: the caller's mistake, exit 2 like local ones.
+_USAGE_ERRORS = frozenset({"UsageError", "ConfigError", "BadRequest", "UnknownCommand",
+                           "RequestTooLarge", "ValueError", "TypeError", "KeyError"})
 
 
 class AdminClient:
@@ -85,7 +88,9 @@ def _unwrap(reply: dict[str, Any]) -> Any:
     if reply.get("ok"):
         return reply.get("result")
     err = reply.get("error") or {}
-    raise AdminError(f"{err.get('class', 'Error')}: {err.get('message', '')}")
+    error = AdminError(f"{err.get('class', 'Error')}: {err.get('message', '')}")
+    error.remote_class = str(err.get("class", ""))
+    raise error
 
 
 def resolve_socket(explicit: Path | None, config: Path | None) -> Path:
@@ -166,7 +171,7 @@ def ctl_command(args: argparse.Namespace) -> int:
         return anyio.run(_run, args, socket_path)
     except AdminError as exc:
         print(f"agentd ctl {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return 2 if getattr(exc, "remote_class", "") in _USAGE_ERRORS else 1
     except TimeoutError:
         print(f"agentd ctl {args.command}: no answer within {args.timeout}s", file=sys.stderr)
         return 1

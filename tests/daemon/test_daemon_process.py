@@ -231,3 +231,11 @@ class TestSignals:
                 d.notify.close()
             events = [e["event"] for e in d.log_events()]
             assert "daemon.forced_stop" in events and events[-1] == "daemon.stopped"
+
+
+def test_bad_submit_is_exit_2_with_one_line(daemon: DaemonProcess) -> None:
+    """A submit the daemon refuses as a user mistake exits 2 with one line, no traceback."""
+    reply = daemon.ctl("submit", "split=nowhere")
+    assert reply.returncode == 2
+    assert len(reply.stderr.strip().splitlines()) == 1 and "UsageError" in reply.stderr
+    assert daemon.stop() == 0
