@@ -21,8 +21,9 @@ from anyio.abc import TaskGroup
 
 from agentd.config import Settings
 from agentd.daemon.commit import LeaseLostError, StepCommitter
+from agentd.daemon.intake import Selection, chunks
 from agentd.daemon.queue import TaskQueue
-from agentd.datasets import load_tasks, tasks_path
+from agentd.datasets import tasks_path
 from agentd.episode.fewshot import load_examples
 from agentd.episode.lease import Lease
 from agentd.episode.prompts import FewShotExample
@@ -32,7 +33,6 @@ from agentd.logging import get_logger, log_context
 from agentd.metrics import Metrics
 from agentd.policies.base import Policy
 from agentd.policies.reference import ReferencePolicy
-from agentd.records import Task
 from agentd.sandbox import Sandbox
 from agentd.state import EstimateCounter, StateStore, TokenCounter
 from agentd.state.counters import counter_for
@@ -168,42 +168,35 @@ class Engine:
         if policy not in ("reference", "actor", "teacher"):
             raise UsageError(f"unknown policy {policy!r} (reference, actor, teacher)")
         run_id = str(args.get("run_id") or new_run_id(policy))
-        tasks = await anyio.to_thread.run_sync(self._select_tasks, args)
         route, k = args.get("route"), int(args.get("min_failures", 2))
-        if route is not None:
-            tasks = await self._route(str(route), k, tasks)
-        added = await self.queue.submit(run_id, tasks, episodes=episodes, policy=policy)
+        selection = await self._selection(args, route, k)
+        tasks = added = 0
+        batches = chunks(selection)
+        while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
+            added += await self.queue.submit(run_id, batch, episodes=episodes, policy=policy)
+            tasks += len(batch)
         await self.queue.record_submission(
-            run_id, policy=policy, split=str(args.get("split", "")), tasks=len(tasks),
+            run_id, policy=policy, split=str(args.get("split", "")), tasks=tasks,
             episodes=added, route=route, min_failures=k if route else None)
-        log.info("engine.submitted", run_id=run_id, tasks=len(tasks), episodes=added)
-        return {"run_id": run_id, "tasks": len(tasks), "episodes_added": added, "policy": policy,
+        log.info("engine.submitted", run_id=run_id, tasks=tasks, episodes=added)
+        return {"run_id": run_id, "tasks": tasks, "episodes_added": added, "policy": policy,
                 "route": route}
 
-    async def _route(self, route: str, min_failures: int, tasks: list[Task]) -> list[Task]:
-        """Difficulty-aware routing: keep only tasks the actor failed ``min_failures`` times."""
+    async def _selection(self, args: dict[str, Any], route: Any, k: int) -> Selection:
+        """The tasks a submission asks for; difficulty routing keeps the actor's failures."""
         assert self.queue is not None
-        if route != "actor_failed":
-            raise UsageError(f"unknown route {route!r} (actor_failed)")
-        hard = await self.queue.failed_by("actor", min_failures)
-        return [t for t in tasks if t.task_id in hard]
-
-    def _select_tasks(self, args: dict[str, Any]) -> list[Task]:
         split = str(args.get("split", self.settings.agentd.episodes.default_split))
         path = args.get("tasks_file")
-        source = self.settings.path(_as_path(path)) if path else tasks_path(self.settings, split)
+        source = self.settings.path(Path(str(path))) if path else tasks_path(self.settings, split)
         if not source.exists():
             raise UsageError(f"no tasks at {source} (run `agentd data build` first)")
-        wanted = set(args.get("task_ids") or [])
+        only = None
+        if route is not None:
+            if route != "actor_failed":
+                raise UsageError(f"unknown route {route!r} (actor_failed)")
+            only = frozenset(await self.queue.failed_by("actor", k))
         limit = int(args["limit"]) if args.get("limit") is not None else None
-        tasks: list[Task] = []
-        for task in load_tasks(source):
-            if wanted and task.task_id not in wanted:
-                continue
-            tasks.append(task)
-            if limit is not None and len(tasks) >= limit:
-                break
-        return tasks
+        return Selection(source, frozenset(args.get("task_ids") or []), limit, only)
 
     async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.queue is not None
@@ -364,10 +357,6 @@ def new_run_id(policy: str) -> str:
 
 def _key(lease: Lease) -> str:
     return f"{lease.run_id}/{lease.task_id}/{lease.episode}"
-
-
-def _as_path(value: Any) -> Path:
-    return Path(str(value))
 
 
 def _as_dict(obj: Any) -> Any:
