@@ -49,11 +49,29 @@ from agentd.records import (
     action_to_dict,
 )
 from agentd.sandbox import Sandbox
-from agentd.state import MergeResult, State, StateStore, TokenCounter, fit_budget, merge
+from agentd.state import (
+    FitResult,
+    MergeResult,
+    State,
+    StateStore,
+    TokenCounter,
+    fit_budget,
+    merge,
+)
 
 log = get_logger(__name__)
 
 Outcome = Literal["done", "released"]
+
+
+@dataclass(frozen=True)
+class _Memory:
+    """The state as this worker last committed it. The lease fences every write to the row,
+    so it is the stored one: later steps need neither a load nor a second budget fit."""
+
+    state: State
+    version: int
+    block: FitResult
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,7 @@ class StepOutcome:
     files: dict[str, str]
     observation: str
     done: bool
+    memory: _Memory
 
 
 @dataclass(frozen=True)
@@ -122,25 +141,28 @@ class EpisodeRunner:
         policy = await self.policy_for(lease.policy)
         observation = "" if lease.next_step == 0 else "(the episode resumed after a restart)"
         max_steps = self._max_steps(lease)
+        memory: _Memory | None = None
         for step in range(lease.next_step, max_steps):
             if self.should_stop():
                 return "released"
             with log_context(run_id=lease.run_id, task_id=lease.task_id,
                              episode=lease.episode, step=step):
                 last = step == max_steps - 1
-                out = await self._step(lease, policy, workspace, files, observation, step, last)
-            files, observation = out.files, out.observation
+                out = await self._step(lease, policy, workspace, files, observation, step, last,
+                                       memory)
+            files, observation, memory = out.files, out.observation, out.memory
             if out.done:
                 return "done"
         return "done"
 
     async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: dict[str, str],
-                    observation: str, step: int, last: bool) -> StepOutcome:
+                    observation: str, step: int, last: bool,
+                    memory: _Memory | None) -> StepOutcome:
         caps = self.settings.agentd.state
         counter = self.counters.get(lease.policy, self.counter)
         with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
-            stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
-            block = await fit_budget(stored.state, counter, caps.token_budget, caps=caps)
+            memory = memory or await self._recall(lease, counter)
+            block = memory.block
             prompt = render_prompt(self._templates(lease.policy), lease.task, block.rendered,
                                    observation or None, step, max_steps=self._max_steps(lease),
                                    few_shot=self.few_shot.get(lease.policy))
@@ -151,12 +173,20 @@ class EpisodeRunner:
             # The stored state always fits: what the summariser folds away is recorded.
             fitted = await fit_budget(merged.state, counter, caps.token_budget, caps=caps)
             rejected = [*merged.rejected, *(f"folded: {d}" for d in fitted.dropped)]
-            record = self._record(lease, policy, request, prompt, stored.state, generation,
+            record = self._record(lease, policy, request, prompt, memory.state, generation,
                                   acted, rejected)
-            await self.commit(lease, step, fitted.state, stored.version, record, acted.files,
+            await self.commit(lease, step, fitted.state, memory.version, record, acted.files,
                               acted.done)
         self._count(record)
-        return StepOutcome(record, acted.files, acted.observation, acted.done)
+        after = _Memory(fitted.state, memory.version + 1, fitted)
+        return StepOutcome(record, acted.files, acted.observation, acted.done, after)
+
+    async def _recall(self, lease: Lease, counter: TokenCounter) -> _Memory:
+        """The stored state (first step of this lease) and its block within the budget."""
+        caps = self.settings.agentd.state
+        stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
+        block = await fit_budget(stored.state, counter, caps.token_budget, caps=caps)
+        return _Memory(stored.state, stored.version, block)
 
     def _merge(self, state: State, acted: _Acted, step: int) -> MergeResult:
         """The model's update, then one history line the runner writes itself."""
