@@ -326,7 +326,7 @@ class Engine:
         counts = await self.queue.counts()
         c = self.metrics.counters
         return {
-            **self.quick_status(),
+            "state": self.quick_status()["state"],
             "uptime_s": round(time.time() - self._started, 1),
             "queue": counts,
             "episodes": {"in_flight": len(self._in_flight),
