@@ -179,7 +179,8 @@ class Daemon:
         admin.register("submit", "queue tasks: split=, task_ids=, tasks_file=, episodes=, "
                        "policy=, run_id=, limit=", self.engine.submit)
         admin.register("cancel", "cancel queued episodes: run_id=, task_ids=", self.engine.cancel)
-        admin.register("actors", "actor pool and teacher endpoints", self._cmd_actors)
+        admin.register("actors", "probe every actor; pool and teacher statistics",
+                       self._cmd_actors)
         admin.register_stream("tail", "stream log events: level=", self._cmd_tail)
         return admin
 
@@ -218,7 +219,7 @@ class Daemon:
         return changes
 
     async def _cmd_actors(self, _: dict[str, Any]) -> Any:
-        return self.engine.actor_statistics()
+        return await self.engine.actors_report()
 
     async def _cmd_tail(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
         levels = ("debug", "info", "warning", "error")

@@ -343,12 +343,16 @@ class Engine:
             "latency_ms": self.metrics.snapshot()["histograms"],
         }
 
-    def actor_statistics(self) -> Any:
-        out: dict[str, Any] = {}
+    async def actors_report(self) -> dict[str, Any]:
+        """For ``ctl actors``: a probe of every configured actor now, and the statistics of
+        each policy in use (per-actor state, in-flight, latency, errors; teacher totals)."""
+        from agentd.policies.factory import probe_actors
+
+        out: dict[str, Any] = {"probe": await probe_actors(self.settings)}
         for name, policy in self._policies.items():
             stats = getattr(policy, "statistics", None)
             out[name] = _as_dict(stats()) if callable(stats) else {"kind": policy.kind}
-        return out or {"note": "no LLM policy has been used yet"}
+        return out
 
 
 def new_run_id(policy: str) -> str:

@@ -239,3 +239,41 @@ def test_bad_submit_is_exit_2_with_one_line(daemon: DaemonProcess) -> None:
     assert reply.returncode == 2
     assert len(reply.stderr.strip().splitlines()) == 1 and "UsageError" in reply.stderr
     assert daemon.stop() == 0
+
+
+def test_ctl_actors_probes_and_reports_pool(tmp_project: Path) -> None:
+    """ctl actors probes every configured actor and, once used, shows the pool's statistics."""
+    import yaml
+
+    from agentd.datasets import write_tasks
+    from agentd.testing.fake_vllm import FakeVLLM
+    from agentd.testing.tasks import make_task, solve
+
+    tasks = tmp_project / "data" / "processed" / "dev" / "tasks.jsonl"
+    tasks.parent.mkdir(parents=True)
+    write_tasks(tasks, [make_task(0)])
+    with FakeVLLM(model="qwen3-14b-awq") as fake:
+        fake.reply_with(solve)
+        actors = {"actors": [{"name": "up", "port": fake.port},
+                             {"name": "down", "port": 1}]}
+        (tmp_project / "configs" / "vllm_actors.yaml").write_text(yaml.safe_dump(actors))
+        d = DaemonProcess(tmp_project)
+        try:
+            d.messages_until("READY=1")
+            before = json.loads(d.ctl("--json", "actors").stdout)
+            assert {p["name"]: p["ready"] for p in before["probe"]} == {"up": True,
+                                                                        "down": False}
+            assert d.ctl("submit", "split=dev", "policy=actor").returncode == 0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if json.loads(d.ctl("--json", "status").stdout)["queue"]["done"] == 1:
+                    break
+                time.sleep(0.3)
+            after = json.loads(d.ctl("--json", "actors").stdout)
+            assert d.stop() == 0
+        finally:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+    stats = {a["name"]: a for a in after["actor"]["actors"]}
+    assert stats["up"]["requests"] >= 2 and stats["up"]["in_flight"] == 0
