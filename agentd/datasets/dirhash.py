@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from agentd.fileio import atomic_output
 
 METADATA_FILE = "metadata.json"
 TREE_DIR = "tree"
@@ -81,17 +82,8 @@ def dir_hash(root: Path) -> tuple[str, int, int]:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a sibling temp file, fsync, then rename over ``path``."""
     data = msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as fh:
+        fh.write(data)
 
 
 def read_metadata(dataset_dir: Path) -> RawMetadata:

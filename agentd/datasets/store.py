@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import msgspec
 
 from agentd.config import Settings
 from agentd.errors import DatasetError
+from agentd.fileio import atomic_output
 from agentd.records import Task
 
 TASKS_FILE = "tasks.jsonl"
@@ -26,20 +25,11 @@ def tasks_path(settings: Settings, split: str) -> Path:
 
 def write_tasks(path: Path, tasks: Iterable[Task]) -> int:
     """Write ``tasks`` atomically (temp file, fsync, rename); returns how many."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for task in tasks:
-                fh.write(_encoder.encode(task) + b"\n")
-                n += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as fh:
+        for task in tasks:
+            fh.write(_encoder.encode(task) + b"\n")
+            n += 1
     return n
 
 

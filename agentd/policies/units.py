@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agentd.config import ActorConfig
 from agentd.errors import ConfigError
+from agentd.fileio import atomic_output
 
 _UNSAFE = set('"\\$`\n\r')
 
@@ -52,9 +53,8 @@ def write_actor_envs(actors: list[ActorConfig], directory: Path) -> list[Path]:
     written = []
     for name, text in texts.items():
         path = directory / f"{name}.env"
-        tmp = path.with_suffix(".env.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        with atomic_output(path) as f:
+            f.write(text.encode())
         written.append(path)
     return written
 

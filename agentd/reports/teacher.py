@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentd.fileio import atomic_output
 from agentd.reports import charts
 from agentd.reports.metrics import GroupMetrics, ReportData
 
@@ -86,7 +87,6 @@ def write_report(data: ReportData, out_dir: Path, *, processed_dir: Path,
     text = render_markdown(data, dataset=dataset_section(processed_dir), routing=routing,
                            images=images, run_id=run_id)
     target = out_dir / "metrics.md"
-    tmp = target.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    with atomic_output(target) as f:
+        f.write(text.encode())
     return target

@@ -7,19 +7,15 @@ that is fsynced and renamed into place, so a reader never sees half an export.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
+from agentd.fileio import atomic_output
 from agentd.records import TrajectoryRecord
 from agentd.trajectories.reader import SchemaError, decode_record, iter_files, iter_lines
-from agentd.trajectories.shards import fsync_dir
 from agentd.trajectories.srl import episode_instances, group_episodes, is_expert_episode
 from agentd.trajectories.tasks import TaskIndex
 
@@ -50,24 +46,6 @@ class ExportResult:
     read: int = 0
     written: int = 0
     skipped_lines: int = 0
-
-
-@contextlib.contextmanager
-def atomic_output(out: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``out`` only if the block finishes without error."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the export from its readers
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(out)
-        fsync_dir(out.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _kept(paths: Iterable[Path], flt: Filter,

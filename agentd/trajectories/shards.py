@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentd.errors import TrajectoryError
+from agentd.fileio import fsync_dir
 from agentd.logging import get_logger
 
 log = get_logger(__name__)
@@ -53,15 +54,6 @@ def check_run_id(run_id: str) -> str:
     if not _RUN_ID_RE.match(run_id):
         raise TrajectoryError(f"run_id {run_id!r} is not a safe directory name")
     return run_id
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory entry (a new shard, a new run directory) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def last_newline_end(fd: int, size: int) -> int:
