@@ -31,20 +31,11 @@ from agentd.config import ActorConfig, ClientConfig, SamplingConfig
 from agentd.policies.base import GenerateRequest
 from agentd.policies.pool import ActorPool
 from agentd.policies.wire import build_body, params_from_request
-from agentd.records import Task, TaskMeta
 from agentd.testing.fake_vllm import FakeVLLM
+from agentd.testing.tasks import empty_task
 from agentd.testing.vllm_cpu import SERVED_NAME, VLLMServer
 
-TASK = Task(
-    task_id="bench",
-    split="dev",
-    language="python",
-    instruction="",
-    files={},
-    gold={},
-    reference_actions=[],
-    meta=TaskMeta(dataset="d", source_path="a.py", recipe="r", license="MIT", source_sha256="0"),
-)
+TASK = empty_task("bench")
 TOPICS = [
     "a lighthouse",
     "a compiler",

@@ -37,3 +37,11 @@ def solve(body: dict[str, Any]) -> str:
     """A fake-server reply: rewrite on the first step of a task, submit afterwards."""
     prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
     return REWRITE_OUTPUT if "Step 1 of" in prompt else SUBMIT_OUTPUT
+
+
+def empty_task(task_id: str) -> Task:
+    """A task with no files: LLM-client tests and benchmarks need one only to build a request."""
+    return Task(task_id=task_id, split="dev", language="python", instruction="", files={},
+                gold={}, reference_actions=[],
+                meta=TaskMeta(dataset="d", source_path="a.py", recipe="r", license="MIT",
+                              source_sha256="0"))

@@ -13,22 +13,13 @@ from agentd.policies.base import GenerateRequest
 from agentd.policies.client import OpenAIClient
 from agentd.policies.pool import ActorPool
 from agentd.policies.wire import CallParams
-from agentd.records import Task, TaskMeta
+from agentd.testing.tasks import empty_task
 from agentd.testing.vllm_cpu import SERVED_NAME, VLLMServer
 
 # The first test pays for server start (and, on a fresh machine, the setup script).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
-TASK = Task(
-    task_id="e2e",
-    split="dev",
-    language="python",
-    instruction="",
-    files={},
-    gold={},
-    reference_actions=[],
-    meta=TaskMeta(dataset="d", source_path="a.py", recipe="r", license="MIT", source_sha256="0"),
-)
+TASK = empty_task("e2e")
 CONFIG = ClientConfig(timeout_s=120, connect_timeout_s=5, max_retries=1, logprobs=True)
 
 
