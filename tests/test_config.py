@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -95,4 +94,3 @@ def test_no_secrets_in_committed_configs(project_root: Path) -> None:
         text = path.read_text().lower()
         assert "sk-" not in text and "api_key:" not in text, path
     assert ".env.local" in (project_root / ".gitignore").read_text()
-    assert os.environ.get("AGENTD_TEST_NEVER_SET") is None

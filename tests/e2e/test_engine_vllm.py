@@ -8,7 +8,6 @@ states the actor's (honest, low) precision.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ def _configure(root: Path, server: VLLMServer) -> Path:
     actors = {
         "actors": [{"name": "cpu0", "host": url.hostname, "port": url.port,
                     "served_model_name": SERVED_NAME, "quantization": None,
-                    "max_model_len": 2048, "max_concurrent_requests": 8}],
+                    "max_model_len": 8192, "max_concurrent_requests": 8}],
         "client": {"timeout_s": 300, "max_retries": 1},
         "sampling": {"temperature": 0.7, "max_tokens": 200, "seed": 11,
                      "structured_output": True},
@@ -103,7 +102,8 @@ def test_daemon_records_every_step_of_a_real_model(vllm_server: VLLMServer,
     assert proc.returncode == 0, proc.stderr
     text = (tmp_project / "reports" / "teacher" / "metrics.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| actor/cpu0"))
-    verified = sum(r.verified for r in records)
-    assert float(row.split("|")[5]) == pytest.approx(verified / len(records), abs=1e-3)
-    print(f"real vLLM actor precision: {verified}/{len(records)}", file=sys.stderr)
-    assert os.environ.get("AGENTD_NEVER") is None
+    writes = [r for r in records if r.reward.step_kind == "write"]
+    verified = sum(r.verified for r in writes)
+    precision = verified / len(writes) if writes else 0.0
+    assert float(row.split("|")[5]) == pytest.approx(precision, abs=1e-3)
+    print(f"real vLLM actor precision: {verified}/{len(writes)} writing steps", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Exactly once through crashes: SIGKILL the engine at random moments, restart, compare."""
+"""Exactly once through crashes: SIGKILL the engine at random points of progress, restart."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import contextlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import anyio
 import pytest
@@ -21,8 +23,14 @@ from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
 from agentd.trajectories.verify import verify_paths
 
-TASKS = 600  # enough work that all 20 kills land before the run can finish
+TASKS = 600
+STEPS = 2 * TASKS  # every made task is two steps
 KILLS = 20
+# Each kill waits for 1..MAX_GAP more committed steps, so all kills land within the first
+# KILLS * MAX_GAP = 600 of 1,200 steps: half the work is still ahead at the last kill, far more
+# than any machine commits between one poll of the database and the SIGKILL that follows it.
+MAX_GAP = 30
+STUCK_S = 300  # only a run that makes no progress at all takes this long
 
 
 def _run(settings: Settings, run_id: str) -> subprocess.Popen[bytes]:
@@ -32,33 +40,61 @@ def _run(settings: Settings, run_id: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the engine and its jailed children (they die with their parent anyway)."""
+def _kill_tree(proc: subprocess.Popen[bytes]) -> int:
+    """SIGKILL the engine and its jailed children; return its exit status."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    return proc.wait()
 
 
-@pytest.mark.timeout(600)
+def committed_steps(database: Path, run_id: str) -> int:
+    """Steps whose commit transaction is durable: one state version per step (read-only)."""
+    if not database.exists():
+        return 0
+    uri = f"file:{database}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
+            row = db.execute("SELECT count(*) FROM state_versions WHERE run_id = ?",
+                             (run_id,)).fetchone()
+    except sqlite3.OperationalError:  # the schema is not created yet
+        return 0
+    return int(row[0])
+
+
+def _wait_for_steps(proc: subprocess.Popen[bytes], database: Path, target: int) -> None:
+    deadline = time.monotonic() + STUCK_S
+    while committed_steps(database, "crash") < target:
+        assert proc.poll() is None, f"the run exited ({proc.returncode}) before step {target}"
+        assert time.monotonic() < deadline, f"no progress to {target} steps in {STUCK_S}s"
+        time.sleep(0.002)
+
+
+@pytest.mark.timeout(900)
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(settings: Settings) -> None:
-    """20 SIGKILLs during one run: every step exactly once, every state row loadable."""
+    """20 SIGKILLs at random points of progress: every step exactly once, every state loadable.
+
+    Kills are placed by committed steps, never by the clock, so a fast machine cannot finish
+    the run first and a slow one cannot make a kill land before the engine has started work.
+    """
     cfg = settings.config_path
     cfg.write_text(cfg.read_text().replace("concurrency: 4", "concurrency: 2"))
     path = settings.path(settings.agentd.paths.processed_data) / "dev" / "tasks.jsonl"
     path.parent.mkdir(parents=True)
     write_tasks(path, [make_task(i) for i in range(TASKS)])
+    database = settings.path(settings.agentd.paths.database)
     rng = random.Random(1234)
-    kills = 0
-    while kills < KILLS:
+    mid_run = 0
+    for _ in range(KILLS):
+        before = committed_steps(database, "crash")
         proc = _run(settings, "crash")
-        time.sleep(rng.uniform(0.3, 1.6))
-        if proc.poll() is not None:
-            break  # the run finished before we could kill it
-        _kill_tree(proc)
-        kills += 1
+        _wait_for_steps(proc, database, before + rng.randint(1, MAX_GAP))
+        status = _kill_tree(proc)
+        after = committed_steps(database, "crash")
+        assert status == -signal.SIGKILL, f"the run ended by itself ({status}) before the kill"
+        mid_run += after < STEPS
+    assert mid_run == KILLS, f"only {mid_run} of {KILLS} kills landed with work left"
     final = _run(settings, "crash")
-    assert final.wait(timeout=300) == 0
-    assert kills == KILLS, "the run finished before it was killed 20 times"
+    assert final.wait(timeout=STUCK_S) == 0
 
     run_dir = settings.path(settings.agentd.paths.trajectories) / "crash"
     report = verify_paths([run_dir])
@@ -69,6 +105,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(settings: Settin
         keys[(record.task_id, record.episode, record.step)] += 1
     expected = {(f"task{i:04d}", 0, step) for i in range(TASKS) for step in (0, 1)}
     assert set(keys) == expected and set(keys.values()) == {1}
+    assert committed_steps(database, "crash") == STEPS
     anyio.run(_all_states_load, settings)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import string
-import time
 from typing import Any
 
 import pytest
@@ -31,13 +30,11 @@ from agentd.records import (
     RunTests,
     Submit,
 )
+from agentd.testing.hostile import GOOD_OUTPUT, pathological_outputs
 
 RUN = AstGrepRun(pattern="print($A)", lang="python", rewrite="log($A)", paths=["a.py"])
-GOOD = (
-    '<think>rename print</think><action>{"tool":"ast_grep_run","pattern":"print($A)",'
-    '"lang":"python","rewrite":"log($A)","paths":["a.py"]}</action>'
-    '<state_update>{"goals":["rename print"]}</state_update>'
-)
+GOOD = GOOD_OUTPUT
+PATHOLOGICAL = pathological_outputs()
 GOOD_NL = GOOD.replace("</think>", "</think>\n").replace("</action>", "</action>\n")
 REGEX = re.compile(structured_output_regex())
 
@@ -187,19 +184,13 @@ class TestParseErrors:
         result = parse(GOOD.replace('"goals":["rename print"]', f'"goals":{ok}'))
         assert isinstance(result, ParsedOutput)
 
-    def test_pathological_inputs_fast(self) -> None:
-        """Adversarial inputs at the size cap fail quickly and never raise."""
-        started = time.perf_counter()
-        for raw in [
-            "<think>" + "<" * 60000,
-            GOOD.replace('"a.py"', '"' + "\\" * 30001 + '"'),
-            GOOD.replace("<action>", "<action>" + '{"a":"' * 9000),
-            "<think></think><action>" + "{" * 60000 + "</action>",
-            "<think></think><action>" + '"' * 60000 + "</action>",
-            "<think>" + "</think>" * 8000,
-        ]:
-            assert isinstance(parse(raw), ParseError)
-        assert time.perf_counter() - started < 1.0
+    @pytest.mark.parametrize("raw", PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+    def test_pathological_inputs_are_parse_errors(self, raw: str) -> None:
+        """Adversarial inputs at the size cap are parse errors and never raise.
+
+        How fast they fail is measured in benchmarks/hostile_inputs.py, not here.
+        """
+        assert isinstance(parse(raw), ParseError)
 
 
 class TestRender:
@@ -250,6 +241,7 @@ class TestRegex:
         "raw",
         [
             GOOD_NL,
+            GOOD_NL.replace("rename print", "a < b and b <= c"),  # models reason about `<`
             "<think>\nx\n</think>\n<action>{\"tool\": \"submit\"}</action>\n"
             "<state_update>{}</state_update>",
             "<think>r</think>\n<action>{\"tool\":\"read_file\",\"path\":\"a\\u00e9.py\","
@@ -268,7 +260,8 @@ class TestRegex:
             GOOD,  # no newline between blocks
             GOOD_NL.replace('"ast_grep_run"', '"rm_rf"'),
             GOOD_NL.replace('"lang":"python",', '"lang":"python","shell":"x",'),
-            GOOD_NL.replace("rename print", "a < b"),
+            GOOD_NL.replace("</think>", " <state_update> </think>", 1),  # a tag inside think
+            GOOD_NL.replace("</think>", " x </y </think>", 1),
             GOOD_NL.replace('"goals"', '"secrets"'),
             GOOD_NL.replace('["rename print"]', '{"deep": "x"}'),
             GOOD_NL.replace('"a.py"', '"a\nb"'),
@@ -279,7 +272,10 @@ class TestRegex:
         """Outputs off the constrained shape do not match."""
         assert not REGEX.fullmatch(raw)
 
-    def test_think_is_bounded(self) -> None:
-        """The think block is bounded in the regex."""
-        assert REGEX.fullmatch(render("x" * 1990, Submit(), {}))
-        assert not REGEX.fullmatch(render("x" * 2100, Submit(), {}))
+    def test_think_is_bounded_only_when_asked(self) -> None:
+        """The engine's regex takes any length of thinking (a bound costs decoding speed);
+        a caller's ``think_max_chars`` bounds it."""
+        assert REGEX.fullmatch(render("x" * 5000, Submit(), {}))
+        bounded = re.compile(structured_output_regex(think_max_chars=2000))
+        assert bounded.fullmatch(render("x" * 1990, Submit(), {}))
+        assert not bounded.fullmatch(render("x" * 2100, Submit(), {}))

@@ -14,6 +14,7 @@ from agentd.errors import JailUnavailableError
 from agentd.records import AstGrepSearch, RunTests, TestSpec
 from agentd.sandbox import Sandbox
 from agentd.sandbox.doctor import check_jail
+from agentd.sandbox.jails.bwrap import BwrapJail
 from agentd.sandbox.journal import StepJournal
 
 from ._helpers import FAST_LIMITS
@@ -47,11 +48,20 @@ class TestDoctor:
 
     async def test_missing_jailer_reported(self, tmp_path: Path) -> None:
         """A jailer binary that is absent is reported with the reason, not raised."""
-        cfg = SandboxConfig(jailer="nsjail", limits=FAST_LIMITS)
+        cfg = SandboxConfig(limits=FAST_LIMITS, seccomp=False)
+        sandbox = Sandbox(cfg, workspaces_dir=tmp_path / "ws", log_dir=tmp_path / "logs")
+        sandbox.jail = BwrapJail(binary="/nonexistent/bwrap")
+        report = await sandbox.check()
+        assert not report.works and "/nonexistent/bwrap" in report.detail
+        assert "no seccomp filter" in " ".join(report.warnings)
+
+    async def test_firejail_weaknesses_reported(self, tmp_path: Path) -> None:
+        """jailer firejail works here, with seccomp, and says where it is weaker than bwrap."""
+        cfg = SandboxConfig(jailer="firejail", limits=FAST_LIMITS)
         sandbox = Sandbox(cfg, workspaces_dir=tmp_path / "ws", log_dir=tmp_path / "logs")
         report = await sandbox.check()
-        assert not report.works and report.detail
-        assert "no agentd seccomp filter" in " ".join(report.warnings)
+        assert report.works and report.seccomp and report.uid == 65534, report.detail
+        assert any("setuid root" in w for w in report.warnings)
 
     async def test_unjailed_warns(self, tmp_path: Path) -> None:
         """jailer none works but warns loudly."""
@@ -69,19 +79,42 @@ class TestConcurrency:
         sandbox = Sandbox(cfg, workspaces_dir=tmp_path / "ws", log_dir=tmp_path / "logs")
         ws = await sandbox.prepare_workspace("c", {"a.py": "x\n"})
         spec = TestSpec(argv=["python", "-c", "import time; time.sleep(0.3)"])
-        started = anyio.current_time()
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(lambda: sandbox.apply_action(ws, RunTests(), test_spec=spec))
-        assert anyio.current_time() - started >= 0.9
-        assert sandbox.statistics().runs == 3 and sandbox.statistics().concurrency == 1
+        stats = sandbox.statistics()
+        assert (stats.runs, stats.concurrency, stats.peak_running, stats.running) == (3, 1, 1, 0)
+
+    async def test_limiter_lets_concurrency_run_at_once(self, tmp_path: Path) -> None:
+        """With room for three, three runs that wait for each other all get in together."""
+        cfg = SandboxConfig(concurrency=3, limits=FAST_LIMITS)
+        sandbox = Sandbox(cfg, workspaces_dir=tmp_path / "ws", log_dir=tmp_path / "logs")
+        ws = await sandbox.prepare_workspace("c", {"a.py": "x\n"})
+        seen: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                seen.append(sandbox.statistics().running)
+                if seen[-1] == 3:
+                    return
+                await anyio.sleep(0.005)
+
+        spec = TestSpec(argv=["python", "-c", "import time; time.sleep(3600)"], timeout_s=600)
+        with anyio.fail_after(120):  # stuck detection: the three never met
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(lambda: sandbox.apply_action(ws, RunTests(), test_spec=spec))
+                await watch()
+                tg.cancel_scope.cancel()
+        assert sandbox.statistics().peak_running == 3
 
 
 class TestFailuresOfTheJail:
     async def test_missing_jailer_raises_sandbox_error(self, tmp_path: Path) -> None:
         """When the jailer cannot start, apply_action raises JailUnavailableError."""
-        cfg = SandboxConfig(jailer="nsjail", limits=FAST_LIMITS)
-        sandbox = Sandbox(cfg, workspaces_dir=tmp_path / "ws", log_dir=tmp_path / "logs")
+        sandbox = Sandbox(SandboxConfig(limits=FAST_LIMITS), workspaces_dir=tmp_path / "ws",
+                          log_dir=tmp_path / "logs")
+        sandbox.jail = BwrapJail(binary="/nonexistent/bwrap")
         ws = await sandbox.prepare_workspace("x", {"a.py": "x\n"})
         with pytest.raises(JailUnavailableError, match="cannot start"):
             await sandbox.apply_action(ws, AstGrepSearch(lang="python", pattern="x"))

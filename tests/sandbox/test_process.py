@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
+import anyio
 import pytest
 
 from agentd.sandbox.process import run_process
 
 from ._helpers import processes_with
+
+STUCK_S = 60  # only a run that truly hangs takes this long
 
 
 class TestRunProcess:
@@ -31,13 +32,12 @@ class TestRunProcess:
         assert raw.exit_code == 0 and raw.stdout == b""
 
     async def test_timeout_kills_group(self, marker: str) -> None:
-        """On timeout the whole process group dies and the call returns promptly."""
-        started = time.monotonic()
-        raw = await run_process(
-            ["/bin/sh", "-c", f"sleep 100 & sleep 101 # {marker}\nwait"],
-            wall_s=0.5, output_bytes=1024)
+        """On timeout the whole process group dies and the call returns (it never waits it out)."""
+        with anyio.fail_after(STUCK_S):
+            raw = await run_process(
+                ["/bin/sh", "-c", f"sleep 100000 & sleep 100001 # {marker}\nwait"],
+                wall_s=0.5, output_bytes=1024)
         assert raw.timed_out and raw.killed_reason == "timeout"
-        assert time.monotonic() - started < 4
         assert processes_with(marker) == ""
 
     async def test_output_flood_killed(self) -> None:
@@ -55,17 +55,14 @@ class TestRunProcess:
 
     async def test_background_child_holding_pipe(self, marker: str) -> None:
         """A background child that keeps the pipe open is killed with the group."""
-        started = time.monotonic()
-        raw = await run_process(["/bin/sh", "-c", f"(sleep 60 # {marker}\n) & echo hi"],
-                                wall_s=10, output_bytes=1024)
-        assert raw.exit_code == 0 and raw.stdout == b"hi\n"
-        assert time.monotonic() - started < 4
+        with anyio.fail_after(STUCK_S):  # waiting for the child to close the pipe would hang
+            raw = await run_process(["/bin/sh", "-c", f"(sleep 100000 # {marker}\n) & echo hi"],
+                                    wall_s=STUCK_S * 2, output_bytes=1024)
+        assert raw.exit_code == 0 and raw.stdout == b"hi\n" and not raw.timed_out
         assert processes_with(marker) == ""
 
     async def test_cancelled_caller_kills_tree(self, marker: str) -> None:
         """When the caller gives up (step timeout), the process tree dies too."""
-        import anyio
-
         with anyio.move_on_after(0.5):
             await run_process(["/bin/sh", "-c", f"sleep 100 & sleep 101 # {marker}\nwait"],
                               wall_s=60, output_bytes=1024)
@@ -82,4 +79,4 @@ class TestRunProcess:
         raw = await run_process(["/bin/sh", "-c", f"sleep 30 # {marker}"], wall_s=20,
                                 output_bytes=1024, watch=watch)
         assert raw.killed_reason == "watchdog" and raw.kill_detail == "quota gone"
-        assert raw.duration_ms < 5000 and processes_with(marker) == ""
+        assert processes_with(marker) == ""  # the watchdog, not the 20 s wall clock, ended it

@@ -1,7 +1,8 @@
 """Writes records of one episode forever until killed: ``crash_child.py DIR FIRST_STEP``.
 
-Prints ``ready`` once the first batch is on disk. Big records and multi-megabyte batches make
-it likely that SIGKILL lands inside a ``write``, which is what the crash test wants.
+Prints ``ready`` once the first batch is on disk. Records of 1 MiB in 32 MiB batches make each
+``write`` long enough that the crash test, watching the shard's last byte, can see one in
+progress and SIGKILL the writer in the middle of it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from agentd.trajectories import TrajectoryWriter
 from agentd.trajectories.samples import sample_record
 
 CONFIG = WriterConfig(fsync="never", flush_interval_s=0.001, batch_max_records=4096,
-                      batch_max_bytes=4 << 20, rotate_bytes=6 << 20, queue_size=4096)
+                      batch_max_bytes=32 << 20, rotate_bytes=256 << 20, queue_size=64)
 
 
 async def main(directory: Path, first: int) -> None:
@@ -30,7 +31,7 @@ async def main(directory: Path, first: int) -> None:
             print("ready", flush=True)
             told = True
 
-    template = sample_record("crash", "task-0", 0, 0, prompt_bytes=16 * 1024)
+    template = sample_record("crash", "task-0", 0, 0, prompt_bytes=1 << 20)
     async with TrajectoryWriter(directory, CONFIG, on_durable=on_durable) as writer:
         step = first
         while True:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import msgspec
 import pytest
 
 from agentd.records import AstGrepRule, AstGrepRun, ReadFile, Submit, TrajectoryRecord
+from agentd.testing.hostile import huge_run_actions
 from agentd.trajectories.srl import (
     BROKEN_FORMAT_REWARD,
     TaskContext,
@@ -70,13 +70,16 @@ class TestSimilarity:
         """No action, bad JSON, missing fields or unknown fields: -1."""
         assert srl_similarity(candidate, Submit()) == BROKEN_FORMAT_REWARD  # type: ignore[arg-type]
 
-    def test_hostile_sizes_stay_fast(self) -> None:
-        """A 60 KB pattern is capped before the quadratic matcher sees it."""
-        huge = AstGrepRun(pattern="a b " * 15000, lang="python")
-        started = time.perf_counter()
-        score = srl_similarity(huge, AstGrepRun(pattern="b a " * 15000, lang="python"))
+    def test_hostile_sizes_are_capped(self) -> None:
+        """A 60 KB pattern is capped before the quadratic matcher sees it: its tail is unseen.
+
+        How long the capped comparison takes is measured in benchmarks/hostile_inputs.py.
+        """
+        huge, other = huge_run_actions()
+        changed_tail, _ = huge_run_actions(tail="completely different")
+        score = srl_similarity(huge, other)
         assert 0 <= score <= 1
-        assert time.perf_counter() - started < 3.0  # uncapped: minutes
+        assert srl_similarity(changed_tail, other) == score
 
 
 class TestInstances:

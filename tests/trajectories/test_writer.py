@@ -6,7 +6,6 @@ import errno
 import logging
 import os
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from agentd.errors import TrajectoryError
 from agentd.records import TrajectoryRecord
+from agentd.testing.clock import FakeClock
 from agentd.trajectories import TrajectoryWriter, WriterStatistics
 from agentd.trajectories.shards import plan_chunks
 
@@ -24,7 +24,8 @@ from .helpers import read_lines, shard_keys, shard_paths, write_records, writer_
 Factory = Callable[..., TrajectoryRecord]
 
 
-async def _wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+async def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll until ``predicate`` holds; the timeout only catches a writer that is stuck."""
     with anyio.fail_after(timeout):
         while not predicate():
             await anyio.sleep(0.01)
@@ -64,9 +65,12 @@ class TestBatching:
         async with TrajectoryWriter(tmp_path, writer_config(flush_interval_s=0.05)) as w:
             for r in _records(make_record, 3):
                 await w.put(r)
-            shard = tmp_path / "run-1" / "part-000000.jsonl"
-            await _wait_for(lambda: shard.exists() and len(read_lines(shard)) == 3)
-            assert w.statistics().batches == 1
+            # The writer counts a batch after its write returns: wait on the count, not on the
+            # file, or the check can land between the two. How many batches the three make
+            # depends on how the puts and the interval interleave, so only the lines count.
+            await _wait_for(lambda: w.statistics().records == 3)
+            assert 1 <= w.statistics().batches <= 3
+            assert len(read_lines(tmp_path / "run-1" / "part-000000.jsonl")) == 3
 
     async def test_waits_for_more_records_until_the_interval(
         self, tmp_path: Path, make_record: Factory
@@ -75,7 +79,7 @@ class TestBatching:
         async with TrajectoryWriter(tmp_path, writer_config(flush_interval_s=30)) as w:
             for r in _records(make_record, 3):
                 await w.put(r)
-            await anyio.sleep(0.2)
+            await _wait_for(lambda: w.statistics().queue_depth == 0)  # all three in the batch
             assert w.statistics().records == 0
         assert len(read_lines(tmp_path / "run-1" / "part-000000.jsonl")) == 3
 
@@ -172,15 +176,21 @@ class TestFsyncPolicy:
     async def test_interval_syncs_at_most_once_per_interval(
         self, tmp_path: Path, make_record: Factory
     ) -> None:
-        """fsync: interval syncs a steady stream a few times, far fewer than it writes."""
-        config = writer_config(fsync="interval", fsync_interval_s=0.2, flush_interval_s=0.01)
-        async with TrajectoryWriter(tmp_path, config) as w:
-            for r in _records(make_record, 60):
+        """fsync: interval syncs a steady stream once per interval, far fewer than it writes.
+
+        One record per 1/64 s of (injected) time, a 1/4 s interval: the first write syncs,
+        then every 16th.
+        """
+        clock = FakeClock()
+        config = writer_config(fsync="interval", fsync_interval_s=0.25, flush_interval_s=0.001)
+        async with TrajectoryWriter(tmp_path, config, clock=clock) as w:
+            for i, r in enumerate(_records(make_record, 60)):
                 await w.put(r)
-                await anyio.sleep(0.01)
+                await _wait_for(lambda n=i + 1: w.statistics().records == n)
+                clock.advance(1 / 64)
             during = w.statistics()
-        assert during.batches >= 20
-        assert 2 <= during.fsyncs <= 8
+        assert during.batches == 60
+        assert during.fsyncs == 4  # at records 0, 16, 32 and 48
 
     async def test_interval_syncs_pending_records_without_new_writes(
         self, tmp_path: Path, make_record: Factory
@@ -191,16 +201,17 @@ class TestFsyncPolicy:
         async def on_durable(batch: list[TrajectoryRecord]) -> None:
             durable.extend(r.step for r in batch)
 
+        clock = FakeClock()
         config = writer_config(fsync="interval", fsync_interval_s=0.3, flush_interval_s=0.01)
-        async with TrajectoryWriter(tmp_path, config, on_durable=on_durable) as w:
+        async with TrajectoryWriter(tmp_path, config, on_durable=on_durable, clock=clock) as w:
             await w.put(make_record(step=0))
             await _wait_for(lambda: durable == [0])
-            started = time.monotonic()
             await w.put(make_record(step=1))
+            await _wait_for(lambda: w.statistics().records == 2)
+            assert durable == [0] and w.statistics().fsyncs == 1  # written, not yet due
+            clock.advance(0.5)  # past the interval: the next wake-up syncs, with no new write
             await _wait_for(lambda: durable == [0, 1])
-            waited = time.monotonic() - started
             assert w.statistics().fsyncs == 2
-        assert 0.15 <= waited < 2.0
 
 
 class TestDurability:
@@ -360,7 +371,8 @@ class TestWriteFailure:
             async with TrajectoryWriter(tmp_path, writer_config(batch_max_records=2)) as w:
                 for r in _records(make_record, 4):
                     await w.put(r)
-                await anyio.sleep(1)
+                with anyio.fail_after(60):  # the writer's failure cancels this wait
+                    await anyio.sleep_forever()
         assert info.group_contains(TrajectoryError, match="No space left")
         assert [k[3] for k in shard_keys(tmp_path / "run-1")] == [0, 1]
         with pytest.raises(TrajectoryError, match="closed"):
