@@ -1,8 +1,10 @@
 """Jail overhead: a bare ``ast-grep run`` vs the same action through ``Sandbox.apply_action``.
 
-Both run interleaved in one process on the same small file (restored before every run,
-outside the timed region), so machine noise hits both sides alike. Prints the medians, the
-per-action overhead and the ratio; targets: overhead < 6 ms, ratio <= 2.5.
+All sides run interleaved in one process on the same small file (restored before every run,
+outside the timed region), so machine noise hits them alike: bare, bwrap (the default) and
+firejail (when installed). Prints the medians, the per-action overhead and each jail's ratio
+to bare; targets for bwrap: overhead < 6 ms, ratio <= 2.5. firejail has no target: the
+number is the price of choosing it (docs/jailers.md).
 
     .venv/bin/python benchmarks/sandbox.py [--runs 40] [--realtime]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,32 +56,47 @@ async def timed_sandbox(sandbox: Sandbox, ws: Path) -> float:
     return elapsed
 
 
+def jailers() -> list[str]:
+    return ["bwrap", *(["firejail"] if shutil.which("firejail") else [])]
+
+
 async def main(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        sandbox = Sandbox(SandboxConfig(), workspaces_dir=root / "ws", log_dir=root / "logs")
-        ws = await sandbox.prepare_workspace("bench", {"a.py": SOURCE})
+        sides: dict[str, tuple[Sandbox, Path]] = {}
+        for name in jailers():
+            sandbox = Sandbox(SandboxConfig(jailer=name),  # type: ignore[arg-type]
+                              workspaces_dir=root / f"ws-{name}", log_dir=root / "logs")
+            sides[name] = (sandbox, await sandbox.prepare_workspace("bench", {"a.py": SOURCE}))
         bare_dir = root / "bare"
         bare_dir.mkdir()
-        argv = bare_argv(str(sandbox.binaries["ast-grep"].path))
-        bare, jailed = [], []
+        argv = bare_argv(str(sides["bwrap"][0].binaries["ast-grep"].path))
+        times: dict[str, list[float]] = {"bare": [], **{name: [] for name in sides}}
         for i in range(runs + 3):  # three warm-up rounds are discarded
-            b, j = await timed_bare(argv, bare_dir), await timed_sandbox(sandbox, ws)
+            round_ = {"bare": await timed_bare(argv, bare_dir)}
+            for name, (sandbox, ws) in sides.items():
+                round_[name] = await timed_sandbox(sandbox, ws)
             if i >= 3:
-                bare.append(b)
-                jailed.append(j)
-    report(bare, jailed, runs)
+                for name, ms in round_.items():
+                    times[name].append(ms)
+    report(times, runs)
 
 
-def report(bare: list[float], jailed: list[float], runs: int) -> None:
-    mb, mj = statistics.median(bare), statistics.median(jailed)
+def report(times: dict[str, list[float]], runs: int) -> None:
+    bare = times["bare"]
+    mb = statistics.median(bare)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'':24}{'median ms':>10}{'min ms':>10}{'p90 ms':>10}")
-    for name, xs in (("bare ast-grep run", bare), ("apply_action (bwrap)", jailed)):
+    print(f"{'':26}{'median ms':>10}{'min ms':>10}{'p90 ms':>10}")
+    for name, xs in times.items():
+        label = "bare ast-grep run" if name == "bare" else f"apply_action ({name})"
         p90 = sorted(xs)[int(len(xs) * 0.9) - 1]
-        print(f"{name:24}{statistics.median(xs):10.2f}{min(xs):10.2f}{p90:10.2f}")
-    print(f"overhead {mj - mb:.2f} ms/action (min-to-min {min(jailed) - min(bare):.2f}), "
-          f"ratio {mj / mb:.2f} ({runs} runs, interleaved)")
+        print(f"{label:26}{statistics.median(xs):10.2f}{min(xs):10.2f}{p90:10.2f}")
+    for name, xs in times.items():
+        if name != "bare":
+            mj = statistics.median(xs)
+            print(f"{name:9} overhead {mj - mb:6.2f} ms/action (min-to-min "
+                  f"{min(xs) - min(bare):.2f}), ratio {mj / mb:.2f}")
+    print(f"({runs} runs, interleaved)")
 
 
 if __name__ == "__main__":

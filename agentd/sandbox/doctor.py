@@ -14,6 +14,7 @@ from agentd.config import Settings
 from agentd.errors import AgentdError
 from agentd.records import AstGrepSearch
 from agentd.sandbox.binaries import Binary
+from agentd.sandbox.jails import SECCOMP_JAILS
 from agentd.sandbox.stats import JailReport
 
 if TYPE_CHECKING:
@@ -34,22 +35,39 @@ def ast_grep_version(binary: Binary | None) -> str:
     return out.stdout.strip().removeprefix("ast-grep ").strip()
 
 
+# Where firejail is weaker than bwrap (docs/jailers.md has the measurements and reasons).
+FIREJAIL_WEAKER = (
+    "firejail is setuid root: a bug in its option parsing is a local root exploit",
+    "firejail costs ~7x bwrap per action (benchmarks/sandbox.py)",
+    "firejail cannot filter ioctl arguments: TIOCSTI/TIOCLINUX are not refused by seccomp",
+)
+
+
+def _seccomp_on(sandbox: Sandbox) -> bool:
+    return sandbox.config.seccomp and sandbox.jail.name in SECCOMP_JAILS
+
+
 def _warnings(sandbox: Sandbox) -> list[str]:
     out = []
     if sandbox.jail.name == "none":
         out.append("UNJAILED: jailer 'none' runs model actions with no isolation at all")
+    if sandbox.jail.name == "firejail":
+        out += FIREJAIL_WEAKER
     if sandbox.owner.uid is None:
         out.append("daemon is not root: actions run as the daemon's own uid")
-    if not sandbox.config.seccomp or sandbox.jail.name != "bwrap":
-        out.append("no agentd seccomp filter with this configuration")
+    if not _seccomp_on(sandbox):
+        out.append("no seccomp filter with this configuration")
+    if sandbox.cgroups.name == "none":
+        out.append("NO CGROUP: actions have no per-action memory or process cap")
     return out
 
 
 async def probe_jail(sandbox: Sandbox) -> JailReport:
     """Run the probe search in the jail and describe the outcome."""
     base = JailReport(works=False, jailer=sandbox.jail.name, uid=sandbox.owner.uid,
-                      ast_grep_version=sandbox.ast_grep_version,
-                      seccomp=sandbox.config.seccomp and sandbox.jail.name == "bwrap",
+                      ast_grep_version=sandbox.ast_grep_version, seccomp=_seccomp_on(sandbox),
+                      cgroup=sandbox.cgroups.name,
+                      cgroup_limits=sandbox.cgroups.describe(sandbox.limits),
                       warnings=_warnings(sandbox))
     if "ast-grep" not in sandbox.binaries:
         return _replace(base, detail="ast-grep is not installed (allowlist: ast-grep)")

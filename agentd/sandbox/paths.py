@@ -11,13 +11,14 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from agentd.errors import RefusedInputError
 from agentd.records import ErrorKind
 
 MAX_PATH_CHARS = 1024
 MAX_PATHS = 64
 
 
-class ActionRejected(Exception):
+class ActionRejected(RefusedInputError):
     """An action refused before any process started; ``kind`` is its ``error_kind``."""
 
     def __init__(self, kind: ErrorKind, message: str) -> None:

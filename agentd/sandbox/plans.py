@@ -9,7 +9,7 @@ our own (empty) project config so a workspace ``sgconfig.yml`` is never loaded, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import msgspec
 
@@ -21,6 +21,10 @@ from agentd.sandbox.rules import RuleRejected, check_language, parse_rules, rend
 DATA = "\x00data:"  # marks an argument that names a data file (NUL never survives validation)
 SG_CONFIG = b"ruleDirs: []\n"
 MAX_TEST_WALL_S = 3600.0
+SUPPORT_PREFIX = "{support}/"  # argv: a test spec's support file, by its relative path
+SUPPORT_DIR = "support"  # their directory among the data files
+MAX_SUPPORT_FILES = 256
+MAX_SUPPORT_BYTES = 8 * 1024 * 1024
 _AST_GREP_OK = frozenset({0, 1})  # 1 = "no match" for run, "error-level findings" for scan
 
 
@@ -108,15 +112,50 @@ def plan_search(action: AstGrepSearch, workspace: Path, limits: SandboxLimits) -
                 ok_codes=_AST_GREP_OK)
 
 
+def _support_path(rel: str) -> str:
+    """A support file's relative path, refused unless it is plain (no ``..``, no escapes)."""
+    parts = PurePosixPath(rel).parts
+    bad = (not parts or rel.startswith("/") or rel != "/".join(parts)
+           or any(p in (".", "..") or len(p) > 255 for p in parts)
+           or any(c in rel for c in "\x00\n\r\\"))
+    if bad:
+        raise ActionRejected("invalid_action", f"test_spec support path {rel[:80]!r} refused")
+    return f"{SUPPORT_DIR}/{rel}"
+
+
+def _support_data(spec: TestSpec) -> tuple[tuple[str, bytes], ...]:
+    if len(spec.files) > MAX_SUPPORT_FILES:
+        raise ActionRejected("invalid_action", f"test_spec has {len(spec.files)} support "
+                             f"files, over {MAX_SUPPORT_FILES}")
+    data = tuple((_support_path(rel), text.encode("utf-8"))
+                 for rel, text in sorted(spec.files.items()))
+    size = sum(len(content) for _, content in data)
+    if size > MAX_SUPPORT_BYTES:
+        raise ActionRejected("invalid_action", f"test_spec support files are {size} B, "
+                             f"over {MAX_SUPPORT_BYTES}")
+    return data
+
+
+def _test_arg(arg: str, spec: TestSpec) -> str:
+    if not arg.startswith(SUPPORT_PREFIX):
+        return arg
+    rel = arg.removeprefix(SUPPORT_PREFIX)
+    if rel not in spec.files:
+        raise ActionRejected("invalid_action", f"{arg[:80]!r} names no support file")
+    return DATA + _support_path(rel)
+
+
 def plan_tests(spec: TestSpec | None, allowlist: frozenset[str]) -> Plan:
-    """The task's test command; its first word must be an allowlisted binary name."""
+    """The task's test command; its first word must be an allowlisted binary name. Its
+    support files become read-only data files of the jail, never workspace files."""
     if spec is None or not spec.argv:
         raise ActionRejected("invalid_action", "this task has no test_spec")
     _no_nul(*spec.argv)
     if spec.argv[0] not in allowlist:
         raise ActionRejected("invalid_action", f"{spec.argv[0][:40]!r} is not allowlisted")
     wall = min(spec.timeout_s, MAX_TEST_WALL_S)
-    return Plan(spec.argv[0], tuple(spec.argv[1:]), wall, writes=True,
+    args = tuple(_test_arg(a, spec) for a in spec.argv[1:])
+    return Plan(spec.argv[0], args, wall, _support_data(spec), writes=True,
                 ok_codes=None, full_os=True)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
+from agentd.sandbox.cgroups.base import ActionGroup, NoGroup, Verdict
 from agentd.sandbox.spawn import spawn
 
 DRAIN_GRACE_S = 2.0  # after a kill: how long to wait for the pipes to close
@@ -55,6 +56,8 @@ class RawRun:
     timed_out: bool = False
     killed_reason: str | None = None
     kill_detail: str = ""  # what the watch reported, when it killed
+    limit_hit: str | None = None  # the action's cgroup: memory_limit, process_limit
+    peak_memory_bytes: int = 0
 
 
 def kill_group(pid: int) -> None:
@@ -111,15 +114,23 @@ async def _wait(proc: Process, wall_s: float) -> bool:
 
 async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
                       pass_fds: Sequence[int] = (), cwd: Path | None = None,
-                      watch: Watch | None = None) -> RawRun:
+                      watch: Watch | None = None, group: ActionGroup | None = None) -> RawRun:
     """Run ``argv`` to completion or until ``wall_s``; never raises for the child's sake.
 
     ``watch`` is polled every ``WATCH_EVERY_S`` while the process runs; when it returns a
     reason the tree is killed (``killed_reason="watchdog"``, the reason in ``kill_detail``).
+    ``group`` (the action's cgroup) is closed here: whatever is left in it is killed, even
+    what left the process group, and its verdict says which cap was hit.
     """
     out = _Output(limit=output_bytes)
     started = time.perf_counter()
-    proc = await spawn(argv, pass_fds=pass_fds, cwd=cwd)
+    group = group or NoGroup()
+    try:
+        proc = await spawn(argv, pass_fds=pass_fds, cwd=cwd, group=group)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(group.close)
+        raise
     try:
         timed_out = await _supervise(proc, out, wall_s, watch)
     finally:
@@ -128,6 +139,7 @@ async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
                 kill_group(proc.pid)
                 await _until_eof(proc)
             await proc.aclose()
+            verdict: Verdict = await anyio.to_thread.run_sync(group.close)
     reason = "timeout" if timed_out else ("output_limit" if out.over else None)
     if reason is None and out.watch_reason is not None:
         reason = "watchdog"
@@ -135,6 +147,7 @@ async def run_process(argv: Sequence[str], *, wall_s: float, output_bytes: int,
         exit_code=proc.returncode, stdout=bytes(out.stdout), stderr=bytes(out.stderr),
         duration_ms=(time.perf_counter() - started) * 1000, timed_out=timed_out,
         killed_reason=reason, kill_detail=out.watch_reason or "",
+        limit_hit=verdict.limit, peak_memory_bytes=verdict.peak_memory_bytes,
     )
 
 

@@ -24,6 +24,24 @@ _LIMIT_SIGNALS = {
 }
 
 
+_CGROUP_LIMITS = {
+    "memory_limit": "the action's memory cap (memory_mb, shm and page cache included) was hit: "
+                    "killed",
+    "process_limit": "the action's process cap (processes) was hit: forks were refused",
+}
+
+
+def _killed(raw: RawRun) -> tuple[str, str] | None:
+    """The cap that stopped the run, by agentd's own kill or the action's cgroup."""
+    if raw.killed_reason == "output_limit":
+        return "output_limit", "output over its cap: process tree killed"
+    if raw.killed_reason == "watchdog":
+        return "workspace_limit", f"{raw.kill_detail}: process tree killed"
+    if raw.limit_hit is not None:
+        return raw.limit_hit, _CGROUP_LIMITS.get(raw.limit_hit, raw.limit_hit)
+    return None
+
+
 def clip_text(data: bytes, cap: int) -> str:
     """``data`` as text, cut to ``cap`` bytes with a marker when cut."""
     if len(data) <= cap:
@@ -47,10 +65,9 @@ def _hit_file_size(before: dict[str, bytes], after: dict[str, bytes],
 def _classify(raw: RawRun, plan: Plan) -> tuple[ErrorKind, str | None, str]:
     if raw.timed_out:
         return "timeout", "timeout", f"killed after {plan.wall_s:g}s wall clock"
-    if raw.killed_reason == "output_limit":
-        return "limit", "output_limit", "output over its cap: process tree killed"
-    if raw.killed_reason == "watchdog":
-        return "limit", "workspace_limit", f"{raw.kill_detail}: process tree killed"
+    killed = _killed(raw)
+    if killed is not None:
+        return "limit", *killed
     code = raw.exit_code
     if code in _LIMIT_SIGNALS:
         return "limit", _LIMIT_SIGNALS[code], f"stopped by a resource limit ({code})"
@@ -94,13 +111,20 @@ def _line_range(text: str, action: ReadFile) -> str:
 def read_file(workspace: Path, action: ReadFile, limits: SandboxLimits) -> SandboxResult:
     """``read_file`` in Python: no process, no-follow open, regular files only, capped."""
     path = resolve_inside(workspace, check_relative(action.path))
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    shown = action.path[:80]
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):  # a socket, FIFO or device is never opened at all
+            raise ActionRejected("invalid_action", f"not a regular file: {shown!r}")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:  # gone, or swapped for something unopenable after the lstat
+        raise ActionRejected("invalid_action", f"cannot read {shown!r}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ActionRejected("invalid_action", f"not a regular file: {action.path[:80]!r}")
+            raise ActionRejected("invalid_action", f"not a regular file: {shown!r}")
         if st.st_nlink > 1:
-            raise ActionRejected("path_escape", f"hard-linked file: {action.path[:80]!r}")
+            raise ActionRejected("path_escape", f"hard-linked file: {shown!r}")
         data = os.read(fd, limits.read_file_bytes + 1)
     finally:
         os.close(fd)

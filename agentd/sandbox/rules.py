@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from agentd.errors import RefusedInputError
+
 MAX_DEPTH = 32
 MAX_DOCUMENTS = 16
 RULE_KEYS = frozenset({
@@ -35,7 +37,7 @@ _CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToke
 _FORBIDDEN = (yaml.AnchorToken, yaml.AliasToken, yaml.TagToken, yaml.DirectiveToken)
 
 
-class RuleRejected(ValueError):
+class RuleRejected(RefusedInputError):
     """The rule text is not a safe, known-shape ast-grep rule."""
 
 
@@ -60,9 +62,36 @@ def _scan(text: str) -> None:
         raise RuleRejected(f"invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: object, where: str = "rule") -> None:
+    """Only what JSON can carry back to ast-grep: string keys, UTF-8 strings, numbers,
+    booleans, null, lists and mappings. PyYAML also yields dates, bytes, mixed key types and
+    lone surrogates (``"\\ud800"``); each is refused here instead of crashing the encoder.
+    Depth is bounded by the scan, so the recursion is too."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RuleRejected(f"{where}: text that is not valid UTF-8") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise RuleRejected(f"{where}: key {str(key)[:40]!r} is not a string")
+            _plain(key, where)
+            _plain(item, f"{where}.{key[:40]}")
+    elif isinstance(value, list):
+        for item in value:
+            _plain(item, where)
+    elif not isinstance(value, _SCALARS):
+        raise RuleRejected(f"{where}: a YAML {type(value).__name__} is not allowed")
+
+
 def _check_document(doc: object) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RuleRejected("a rule must be a mapping")
+    _plain(doc)
     unknown = sorted(str(k) for k in doc if k not in RULE_KEYS)
     if unknown:
         raise RuleRejected(f"unknown rule keys: {', '.join(unknown)[:120]}")
@@ -93,4 +122,8 @@ def parse_rules(text: str) -> list[dict[str, Any]]:
 
 def render_rules(docs: list[dict[str, Any]]) -> str:
     """The rules as ast-grep will read them: JSON documents (valid YAML), sorted keys."""
-    return "\n---\n".join(json.dumps(d, sort_keys=True, ensure_ascii=False) for d in docs) + "\n"
+    try:
+        return "\n---\n".join(json.dumps(d, sort_keys=True, ensure_ascii=False,
+                                         allow_nan=False) for d in docs) + "\n"
+    except (TypeError, ValueError) as exc:  # _plain let something through: still a refusal
+        raise RuleRejected(f"rule cannot be re-encoded: {str(exc)[:120]}") from None

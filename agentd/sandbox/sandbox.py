@@ -24,19 +24,20 @@ from agentd.errors import JailUnavailableError
 from agentd.records import Action, ReadFile, RunTests, SandboxResult, Submit, TestResult, TestSpec
 from agentd.sandbox import results
 from agentd.sandbox.binaries import Binary, resolve_allowlist
+from agentd.sandbox.cgroups import ActionGroup, Cgroups, select_cgroups
 from agentd.sandbox.jails import DataFile, Jail, JailRun, select_jail
 from agentd.sandbox.jails.base import DATA_DIR
 from agentd.sandbox.journal import StepJournal
 from agentd.sandbox.paths import ActionRejected
 from agentd.sandbox.plans import DATA, Plan, plan_action
 from agentd.sandbox.process import RawRun, Watch, run_process
+from agentd.sandbox.quota import quota_breach
 from agentd.sandbox.seccomp import data_fd, seccomp_bpf
 from agentd.sandbox.stats import Counters, JailReport, SandboxStatistics
 from agentd.sandbox.workspace import (
     Owner,
     Snapshot,
     create_workspace,
-    quota_breach,
     readable_files,
     remove_workspace,
     snapshot,
@@ -51,6 +52,7 @@ class Sandbox:
         self.limits = config.limits
         self.workspaces_dir = workspaces_dir
         self.jail: Jail = select_jail(config)
+        self.cgroups: Cgroups = select_cgroups(config)
         self.binaries: dict[str, Binary] = resolve_allowlist(config.binaries)
         self.owner = Owner(config.uid, config.gid) if os.geteuid() == 0 else Owner()
         self._concurrency = config.concurrency or os.cpu_count() or 1
@@ -128,7 +130,11 @@ class Sandbox:
         clock.lap("prepare_ms")
         async with self._limiter:
             clock.lap("queue_ms")
-            raw = await self._spawn(workspace, plan, trace)
+            self._counters.started()
+            try:
+                raw = await self._spawn(workspace, plan, trace)
+            finally:
+                self._counters.ended()
         clock.lap("run_ms")
         try:
             after = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
@@ -152,22 +158,28 @@ class Sandbox:
             argv = self.jail.build(run)
             trace["argv"] = argv
             fds = [d.fd for d in data_files] + ([seccomp] if seccomp is not None else [])
+            group = await anyio.to_thread.run_sync(self.cgroups.create, self.limits)
             try:
-                return await run_process(argv, wall_s=plan.wall_s,
-                                         output_bytes=self.limits.output_bytes, pass_fds=fds,
-                                         cwd=self.jail.cwd(run),
-                                         watch=self._quota_watch(workspace, plan))
+                raw = await run_process(argv, wall_s=plan.wall_s,
+                                        output_bytes=self.limits.output_bytes, pass_fds=fds,
+                                        cwd=self.jail.cwd(run), group=group,
+                                        watch=self._quota_watch(workspace, plan, group))
             except OSError as exc:  # the jailer itself is missing or not executable
                 raise JailUnavailableError(f"cannot start {argv[0]}: {exc.strerror}") from None
+            trace["peak_memory_bytes"] = raw.peak_memory_bytes
+            return raw
 
-    def _quota_watch(self, workspace: Path, plan: Plan) -> Watch | None:
-        """For commands that can create files (tests), poll the workspace quota while they
-        run: the post-run check alone would let a fast writer fill the host disk first."""
+    def _quota_watch(self, workspace: Path, plan: Plan, group: ActionGroup) -> Watch | None:
+        """For commands that can create files (tests), poll the disk quotas while they run
+        (``agentd.sandbox.quota``), looking into every process of the action's cgroup."""
         if not plan.full_os:
             return None  # ast-grep only rewrites files that exist; RLIMIT_FSIZE bounds them
 
+        def check() -> str | None:
+            return quota_breach(workspace, self.limits, group.pids())
+
         async def watch() -> str | None:
-            return await anyio.to_thread.run_sync(quota_breach, workspace, self.limits)
+            return await anyio.to_thread.run_sync(check)
 
         return watch
 
@@ -194,7 +206,9 @@ class Sandbox:
 
     def _jail_run(self, workspace: Path, plan: Plan, data_files: list[DataFile],
                   seccomp: int | None) -> JailRun:
-        by_name = {d.dest.rsplit("/", 1)[-1]: self.jail.data_path(d) for d in data_files}
+        # Data names are paths below the data directory (a test spec's support files nest).
+        by_name = {d.dest.removeprefix(f"{DATA_DIR}/"): self.jail.data_path(d)
+                   for d in data_files}
         args = tuple(by_name[a.removeprefix(DATA)] if a.startswith(DATA) else a
                      for a in plan.args)
         args = tuple(_inline_data(a, by_name) for a in args)
@@ -204,7 +218,7 @@ class Sandbox:
         return JailRun(
             command=(str(binary.path), *args),
             workspace=workspace.absolute(), limits=self.limits, ro_paths=binary.mounts,
-            data_files=tuple(data_files), seccomp_fd=seccomp,
+            data_files=tuple(data_files), seccomp_fd=seccomp, seccomp=self.config.seccomp,
             uid=self.owner.uid, gid=self.owner.gid, full_os=plan.full_os,
         )
 
@@ -252,6 +266,9 @@ class _DataDir:
 
     def add(self, name: str, content: bytes) -> Path:
         target = self.path / name
+        for parent in reversed(target.relative_to(self.path).parents[:-1]):
+            (self.path / parent).mkdir(mode=0o755, exist_ok=True)
+            (self.path / parent).chmod(0o755)  # the umask must not hide it from the sandbox uid
         target.write_bytes(content)
         target.chmod(0o444)
         return target
@@ -276,7 +293,8 @@ def _step_line(task_id: str, action: Action, result: SandboxResult, trace: dict[
                sandbox: Sandbox) -> dict[str, Any]:
     return {
         "ts": time.time(), "task_id": task_id, "tool": type(action).__name__,
-        "jailer": sandbox.jail.name, "argv": trace.get("argv"),
+        "jailer": sandbox.jail.name, "cgroup": sandbox.cgroups.name, "argv": trace.get("argv"),
+        "peak_memory_bytes": trace.get("peak_memory_bytes", 0),
         "limits": sandbox.limits.model_dump(), "exit_code": result.exit_code,
         "error_kind": result.error_kind, "error": result.error, "timed_out": result.timed_out,
         "killed_reason": result.killed_reason, "duration_ms": result.duration_ms,

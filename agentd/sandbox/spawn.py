@@ -21,6 +21,8 @@ from typing import IO
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
+from agentd.sandbox.cgroups.base import ActionGroup, NoGroup
+
 
 class _PipeReader(ByteReceiveStream):
     """The read end of a child's pipe as an async byte stream."""
@@ -103,14 +105,21 @@ class ThreadSpawnedProcess(Process):
 
 
 async def spawn(argv: Sequence[str], *, pass_fds: Sequence[int] = (),
-                cwd: Path | None = None) -> ThreadSpawnedProcess:
+                cwd: Path | None = None, group: ActionGroup | None = None,
+                ) -> ThreadSpawnedProcess:
     """Start ``argv`` in a new session with an empty environment, stdin from /dev/null and
     umask 022 (mount points bwrap creates must be traversable by the sandbox uid, whatever
-    the daemon's own umask — systemd's UMask=0027)."""
+    the daemon's own umask — systemd's UMask=0027), born inside ``group``'s cgroup."""
+    group = group or NoGroup()
     start: functools.partial[subprocess.Popen[bytes]] = functools.partial(
-        subprocess.Popen, list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        subprocess.Popen, group.argv(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, env={}, cwd=cwd, start_new_session=True, close_fds=True,
         pass_fds=tuple(pass_fds), umask=0o022)
+
+    def start_in_group() -> subprocess.Popen[bytes]:
+        with group.joined():
+            return start()
+
     # Not abandoned on cancel: the thread finishes, so we always hold the child we started.
-    popen: subprocess.Popen[bytes] = await anyio.to_thread.run_sync(start)
+    popen: subprocess.Popen[bytes] = await anyio.to_thread.run_sync(start_in_group)
     return ThreadSpawnedProcess(popen)

@@ -21,6 +21,8 @@ class SandboxStatistics:
     timeouts: int
     killed: int
     total_ms: float
+    running: int = 0  # jailed processes alive now (inside the concurrency limiter)
+    peak_running: int = 0  # the most that were ever alive at once
 
     @property
     def mean_ms(self) -> float:
@@ -36,6 +38,8 @@ class JailReport(msgspec.Struct, frozen=True):
     ast_grep_version: str = ""
     uid: int | None = None
     seccomp: bool = False
+    cgroup: str = ""  # the per-action cgroup backend: v2, v1 or none
+    cgroup_limits: dict[str, str] = msgspec.field(default_factory=dict)
     warnings: list[str] = msgspec.field(default_factory=list)
 
     @property
@@ -49,6 +53,8 @@ class Counters:
 
     runs: int = 0
     in_flight: int = 0
+    running: int = 0
+    peak_running: int = 0
     timeouts: int = 0
     killed: int = 0
     total_ms: float = 0.0
@@ -66,5 +72,13 @@ class Counters:
         return SandboxStatistics(
             runs=self.runs, in_flight=self.in_flight, concurrency=concurrency,
             failures=dict(sorted(self.failures.items())), timeouts=self.timeouts,
-            killed=self.killed, total_ms=round(self.total_ms, 3),
+            killed=self.killed, total_ms=round(self.total_ms, 3), running=self.running,
+            peak_running=self.peak_running,
         )
+
+    def started(self) -> None:
+        self.running += 1
+        self.peak_running = max(self.peak_running, self.running)
+
+    def ended(self) -> None:
+        self.running -= 1

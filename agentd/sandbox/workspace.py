@@ -16,6 +16,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from agentd.config import SandboxLimits
 from agentd.records import ErrorKind
@@ -25,6 +26,9 @@ MAX_DEPTH = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+# What a walk does with a hard-linked file: refuse it (snapshots: its content may be a host
+# file's), skip it (reading results back) or count its blocks once (the quota watchdog).
+Links = Literal["refuse", "skip", "count"]
 
 
 class WorkspaceLimitError(ActionRejected):
@@ -71,13 +75,15 @@ def _hand_over(fd: int, st: os.stat_result, owner: Owner) -> None:
 class _Walker:
     """One bounded, no-follow walk of a workspace."""
 
-    def __init__(self, limits: SandboxLimits, owner: Owner, *, lenient: bool = False,
+    def __init__(self, limits: SandboxLimits, owner: Owner, *, links: Links = "refuse",
                  contents: bool = True) -> None:
         self.limits = limits
         self.owner = owner
-        self.lenient = lenient
+        self.links = links
         self.contents = contents
         self.snap = Snapshot()
+        self._seen: set[int] = set()  # inodes already counted (links == "count")
+        self._pending: list[tuple[str, ...]] = []  # entries to hand over once all is checked
 
     def walk(self, root: Path) -> Snapshot:
         try:
@@ -85,44 +91,59 @@ class _Walker:
         except OSError as exc:
             raise ActionRejected("invalid_action", f"workspace unusable: {exc.strerror}") from None
         try:
-            _hand_over(fd, os.fstat(fd), self.owner)
-            self._dir(fd, "", 0)
+            self._defer((), os.fstat(fd))
+            self._dir(fd, "", 0, ())
+            # Only a workspace that passed every check changes owner: a refusal (too many
+            # entries, a hard link) must not leave half of a foreign tree handed over.
+            for parts in self._pending:
+                _hand_over_at(fd, parts, self.owner)
         finally:
             os.close(fd)
         return self.snap
 
-    def _dir(self, dfd: int, prefix: str, depth: int) -> None:
+    def _defer(self, parts: tuple[str, ...], st: os.stat_result) -> None:
+        owner = self.owner
+        if owner.uid is not None and (st.st_uid, st.st_gid) != (owner.uid, owner.gid):
+            self._pending.append(parts)
+
+    def _dir(self, dfd: int, prefix: str, depth: int, parts: tuple[str, ...]) -> None:
         if depth > MAX_DEPTH:
             raise WorkspaceLimitError(f"directories nest deeper than {MAX_DEPTH}")
         with os.scandir(dfd) as it:
             names = sorted(entry.name for entry in it)
         for name in names:
             self._count()
-            self._entry(dfd, name, prefix + display_name(name), depth)
+            self._entry(dfd, name, prefix + display_name(name), depth, (*parts, name))
 
     def _count(self) -> None:
         self.snap.entries += 1
         if self.snap.entries > self.limits.workspace_files:
             raise WorkspaceLimitError(f"more than {self.limits.workspace_files} entries")
 
-    def _entry(self, dfd: int, name: str, shown: str, depth: int) -> None:
+    def _entry(self, dfd: int, name: str, shown: str, depth: int,
+               parts: tuple[str, ...]) -> None:
         st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
             sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
             try:
-                _hand_over(sub, os.fstat(sub), self.owner)
-                self._dir(sub, shown + "/", depth + 1)
+                self._defer(parts, os.fstat(sub))
+                self._dir(sub, shown + "/", depth + 1, parts)
             finally:
                 os.close(sub)
         elif stat.S_ISREG(st.st_mode):
-            self._file(dfd, name, shown, st)
+            self._file(dfd, name, shown, st, parts)
 
-    def _file(self, dfd: int, name: str, shown: str, st: os.stat_result) -> None:
-        if st.st_nlink > 1 and self.lenient:
+    def _file(self, dfd: int, name: str, shown: str, st: os.stat_result,
+              parts: tuple[str, ...]) -> None:
+        if st.st_nlink > 1 and self.links == "skip":
             return
-        if st.st_nlink > 1:
+        if st.st_nlink > 1 and self.links == "refuse":
             raise ActionRejected("path_escape", f"hard-linked file in the workspace: {shown[:80]}")
-        self.snap.total_bytes += st.st_size
+        if st.st_ino in self._seen:
+            return
+        self._seen.add(st.st_ino)
+        # Blocks as well as size: fallocate(KEEP_SIZE) takes disk beyond the file's size.
+        self.snap.total_bytes += max(st.st_size, st.st_blocks * 512)
         if self.snap.total_bytes > self.limits.workspace_bytes:
             raise WorkspaceLimitError(f"workspace holds more than {self.limits.workspace_bytes} B")
         if not self.contents:
@@ -132,9 +153,26 @@ class _Walker:
             fst = os.fstat(fd)
             if not stat.S_ISREG(fst.st_mode) or fst.st_ino != st.st_ino:
                 raise ActionRejected("path_escape", f"file changed while reading: {shown[:80]}")
-            _hand_over(fd, fst, self.owner)
+            self._defer(parts, fst)
             self.snap.files[shown] = _read_all(fd, fst.st_size)
         finally:
+            os.close(fd)
+
+
+def _hand_over_at(root_fd: int, parts: tuple[str, ...], owner: Owner) -> None:
+    """Re-own the entry at ``parts`` under ``root_fd``; every component opened no-follow."""
+    fds: list[int] = []
+    try:
+        dfd = root_fd
+        for i, part in enumerate(parts):
+            flags = _DIR_FLAGS if i < len(parts) - 1 else _FILE_FLAGS
+            dfd = os.open(part, flags, dir_fd=dfd)
+            fds.append(dfd)
+        st = os.fstat(dfd)
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            _hand_over(dfd, st, owner)
+    finally:
+        for fd in fds:
             os.close(fd)
 
 
@@ -158,22 +196,16 @@ def snapshot(root: Path, limits: SandboxLimits, owner: Owner = Owner()) -> Snaps
         raise ActionRejected("invalid_action", f"workspace unreadable: {exc.strerror}") from None
 
 
-def quota_breach(root: Path, limits: SandboxLimits) -> str | None:
-    """Why the workspace is over its quota right now (None: within it). Sizes only, no
-    contents: cheap enough to poll while a test command runs."""
-    try:
-        _Walker(limits, Owner(), lenient=True, contents=False).walk(root)
-    except WorkspaceLimitError as exc:
-        return str(exc)
-    except (ActionRejected, OSError):
-        return None  # a file vanished mid-walk: the check after the run decides
-    return None
+def usage(root: Path, limits: SandboxLimits) -> Snapshot:
+    """Entries and bytes under ``root`` (every hard link's inode counted once), no contents;
+    raises ``WorkspaceLimitError`` at a quota and ``OSError`` when the walk fails."""
+    return _Walker(limits, Owner(), links="count", contents=False).walk(root)
 
 
 def readable_files(root: Path, limits: SandboxLimits) -> Snapshot:
     """Like ``snapshot`` but lenient, for reading results back: hard-linked files are skipped
     (their content may be a host file's) and the walk stops quietly at the quotas."""
-    walker = _Walker(limits, Owner(), lenient=True)
+    walker = _Walker(limits, Owner(), links="skip")
     try:
         return walker.walk(root)
     except (ActionRejected, OSError):

@@ -14,6 +14,9 @@ FAST_LIMITS = SandboxLimits(
     max_matches=50,
 )
 
+# The backends the attack and integration suites run against, through their real binaries.
+JAILERS = ("bwrap", "firejail")
+
 SAMPLE = "def f(x):\n    return x + 1\n\n\nprint(f(2))\n"
 
 

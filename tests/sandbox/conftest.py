@@ -16,8 +16,14 @@ from ._helpers import FAST_LIMITS
 
 
 @pytest.fixture
-def config() -> SandboxConfig:
-    return SandboxConfig(limits=FAST_LIMITS)
+def jailer() -> str:
+    """The backend under test; modules that run real attacks override it with ``JAILERS``."""
+    return "bwrap"
+
+
+@pytest.fixture
+def config(jailer: str) -> SandboxConfig:
+    return SandboxConfig(jailer=jailer, limits=FAST_LIMITS)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from agentd.sandbox.jails.base import prlimit_argv, setpriv_argv
 from agentd.sandbox.jails.bwrap import BwrapJail
 from agentd.sandbox.jails.firejail import FirejailJail
 from agentd.sandbox.jails.none import UnjailedRunner
-from agentd.sandbox.jails.nsjail import NsjailJail
 from agentd.sandbox.plans import DATA, plan_action
 
 from ._helpers import FAST_LIMITS
@@ -35,11 +34,13 @@ def after_double_dash(argv: list[str]) -> list[str]:
 
 class TestWrappers:
     def test_prlimit_sets_every_limit(self) -> None:
-        """prlimit carries cpu, address space, file size, files, processes and no core."""
+        """prlimit carries cpu, address space, file size, files and no core; never a
+        process count (RLIMIT_NPROC is per host uid: the action's cgroup caps processes)."""
         argv = prlimit_argv(FAST_LIMITS)
         assert argv[0] == "/usr/bin/prlimit" and argv[-1] == "--"
         assert {"--cpu=2:3", f"--as={1024 << 20}", f"--fsize={2 << 20}", "--nofile=64",
-                "--nproc=32", "--core=0"} <= set(argv)
+                "--core=0"} <= set(argv)
+        assert not any(a.startswith("--nproc") for a in argv)
 
     def test_setpriv_drops_everything(self) -> None:
         """setpriv switches real and effective ids, clears groups, caps and sets no_new_privs."""
@@ -109,19 +110,51 @@ class TestBwrap:
 
 class TestOtherBackends:
     def test_firejail_confines(self) -> None:
-        """firejail: no network, no caps, read-only root, workspace writable."""
+        """firejail: no network, read-only root, workspace writable, seccomp, uid drop."""
         argv = FirejailJail().build(RUN)
-        for flag in ("--net=none", "--caps.drop=all", "--nonewprivs", "--read-only=/",
-                     "--read-write=/srv/ws/t-1", "--noprofile"):
+        for flag in ("--net=none", "--nonewprivs", "--read-only=/", "--noprofile",
+                     "--read-write=/srv/ws/t-1", "--restrict-namespaces",
+                     "--seccomp.block-secondary", "--deterministic-shutdown"):
             assert flag in argv
+        seccomp = next(a for a in argv if a.startswith("--seccomp="))
+        assert {"ptrace", "bpf", "io_uring_setup", "keyctl"} <= set(seccomp[10:].split(","))
         assert FirejailJail().cwd(RUN) == RUN.workspace
 
-    def test_nsjail_confines(self) -> None:
-        """nsjail: one-shot, sandbox uid, workspace bind, wall limit of its own."""
-        argv = NsjailJail().build(RUN)
-        assert argv[1:3] == ["--mode", "o"]
-        assert "--user" in argv and argv[argv.index("--user") + 1] == "65534"
-        assert "/srv/ws/t-1:/workspace" in argv
+    def test_firejail_never_hands_the_command_to_a_shell(self) -> None:
+        """No "--": with it firejail runs the command through bash -c."""
+        argv = FirejailJail().build(RUN)
+        start = argv.index("/usr/bin/prlimit")
+        assert "--" not in argv[:start] and argv[-3:] == list(RUN.command)
+
+    def test_firejail_keeps_only_the_caps_setpriv_needs(self) -> None:
+        """Inside firejail, only prlimit runs before setpriv drops to the sandbox uid; the
+        environment is reset after the drop."""
+        argv = FirejailJail().build(RUN)
+        assert "--caps.keep=setuid,setgid,setpcap" in argv
+        inner = argv[argv.index("/usr/bin/prlimit"):]
+        setpriv = inner.index("/usr/bin/setpriv")
+        assert inner[setpriv + 1] == "--reuid=65534" and "--bounding-set=-all" in inner
+        env = inner.index("/usr/bin/env")
+        assert setpriv < env and inner[env + 1] == "-i" and "HOME=/tmp" in inner
+
+    def test_firejail_whitelists_tmp_and_root_paths(self) -> None:
+        """A workspace in /tmp and binaries under /root are brought into the jail."""
+        run = replace(RUN, workspace=Path("/tmp/w/t-1"),
+                      ro_paths=(Path("/root/.pyenv/versions/3.11"),))
+        argv = FirejailJail().build(run)
+        assert "--whitelist=/tmp/w/t-1" in argv and "--private-tmp" in argv
+        assert "--whitelist=/root/.pyenv/versions/3.11" in argv and "--bind=/root,/srv" in argv
+        assert not any(a.startswith("--whitelist") for a in FirejailJail().build(RUN))
+
+    def test_firejail_whitelists_binaries_under_tmp(self) -> None:
+        """A checkout cloned into /tmp keeps its venv's ast-grep visible behind --private-tmp."""
+        run = replace(RUN, ro_paths=(Path("/tmp/clone/.venv/bin"),))
+        assert "--whitelist=/tmp/clone/.venv/bin" in FirejailJail().build(run)
+
+    def test_firejail_seccomp_follows_config(self) -> None:
+        """seccomp: false removes firejail's filters too."""
+        argv = FirejailJail().build(replace(RUN, seccomp=False))
+        assert not any(a.startswith(("--seccomp", "--restrict")) for a in argv)
 
     def test_none_runs_wrappers_only(self) -> None:
         """The unjailed runner still applies limits and the uid drop, in the workspace."""
@@ -149,11 +182,17 @@ class TestBinaries:
 
 
 class TestSelectJail:
-    @pytest.mark.parametrize(("name", "cls"), [("bwrap", BwrapJail), ("firejail", FirejailJail),
-                                               ("nsjail", NsjailJail)])
+    @pytest.mark.parametrize(("name", "cls"), [("bwrap", BwrapJail), ("firejail", FirejailJail)])
     def test_by_config(self, name: str, cls: type) -> None:
         """The config names the backend."""
         assert isinstance(select_jail(SandboxConfig(jailer=name)), cls)  # type: ignore[arg-type]
+
+    def test_nsjail_refused_by_name(self) -> None:
+        """nsjail is named in the plan but unavailable: refused at config load, clearly."""
+        with pytest.raises(ValueError, match="nsjail' is unavailable"):
+            SandboxConfig(jailer="nsjail")
+        with pytest.raises(JailUnavailableError):
+            select_jail(SandboxConfig.model_construct(jailer="nsjail"))
 
     def test_none_needs_consent(self) -> None:
         """jailer none is accepted only with allow_unjailed."""

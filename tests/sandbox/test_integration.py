@@ -1,4 +1,4 @@
-"""Integration: the real ast-grep under real bwrap on temp workspaces."""
+"""Integration: the real ast-grep under each real jail backend on temp workspaces."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from agentd.records import (
     AstGrepRule,
@@ -18,7 +19,7 @@ from agentd.records import (
 )
 from agentd.sandbox import Sandbox
 
-from ._helpers import SAMPLE
+from ._helpers import JAILERS, SAMPLE
 
 RULE = "id: plus-two\nlanguage: python\nrule:\n  pattern: $A + 1\nfix: $A + 2\n"
 EXPECTED_DIFF = (
@@ -26,6 +27,12 @@ EXPECTED_DIFF = (
     "+    return x + 2\n \n \n print(f(2))\n"
 )
 TESTS = "from a import f\n\n\ndef test_f():\n    assert f(1) == 3\n"
+
+
+@pytest.fixture(params=JAILERS)
+def jailer(request: pytest.FixtureRequest) -> str:
+    """Every action kind runs through every real backend."""
+    return str(request.param)
 
 
 def stable(result: object) -> bytes:
@@ -128,7 +135,7 @@ class TestBookkeeping:
         assert stats.failures == {"path_escape": 1}
         lines = (tmp_path / "logs" / "_evil_task.jsonl").read_text().splitlines()
         first = json.loads(lines[0])
-        assert first["argv"][0] == "/usr/bin/bwrap" and first["matches"] == 1
+        assert first["argv"][0] == f"/usr/bin/{sandbox.jail.name}" and first["matches"] == 1
         assert "env" not in first and first["limits"]["cpu_seconds"] == 2
         assert set(first["timings"]) == {"prepare_ms", "queue_ms", "run_ms", "diff_ms"}
 
@@ -136,5 +143,5 @@ class TestBookkeeping:
         """check() runs a probe through the jail and reports the version and uid."""
         report = await sandbox.check()
         assert report.works, report.detail
-        assert report.jailer == "bwrap" and report.uid == 65534 and report.seccomp
+        assert report.jailer == sandbox.jail.name and report.uid == 65534 and report.seccomp
         assert report.ast_grep_version == sandbox.ast_grep_version != ""

@@ -8,9 +8,11 @@ from agentd.sandbox.jails.base import JAIL_WORKDIR, DataFile, Jail, JailRun
 from agentd.sandbox.jails.bwrap import BwrapJail
 from agentd.sandbox.jails.firejail import FirejailJail
 from agentd.sandbox.jails.none import UnjailedRunner
-from agentd.sandbox.jails.nsjail import NsjailJail
 
-__all__ = ["JAIL_WORKDIR", "DataFile", "Jail", "JailRun", "select_jail"]
+__all__ = ["JAIL_WORKDIR", "SECCOMP_JAILS", "DataFile", "Jail", "JailRun", "select_jail"]
+
+# Backends that put the jailed command under a seccomp filter (when ``seccomp: true``).
+SECCOMP_JAILS = frozenset({"bwrap", "firejail"})
 
 
 def select_jail(config: SandboxConfig) -> Jail:
@@ -19,8 +21,8 @@ def select_jail(config: SandboxConfig) -> Jail:
         return BwrapJail()
     if config.jailer == "firejail":
         return FirejailJail()
-    if config.jailer == "nsjail":
-        return NsjailJail()
+    if config.jailer != "none":  # nsjail: refused by the config model, and here
+        raise JailUnavailableError(f"jailer {config.jailer!r} is unavailable")
     if not config.allow_unjailed:  # the config model refuses this too; belt and braces
         raise JailUnavailableError("jailer 'none' needs allow_unjailed: true")
     return UnjailedRunner()

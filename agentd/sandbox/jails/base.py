@@ -1,11 +1,13 @@
 """The ``Jail`` protocol and the pieces every backend shares.
 
 A backend turns one ``JailRun`` (what to run, on which workspace, under which limits) into
-an argv. It never builds a shell string: the command and its paths go after ``--``. Limits are
-applied by util-linux ``prlimit`` as an exec wrapper (``preexec_fn`` is unsafe in a threaded
-daemon), and when the daemon is root the last wrapper, ``setpriv``, drops to the sandbox
-uid/gid with no supplementary groups, no capabilities and ``no_new_privs`` (setuid binaries
-then grant nothing).
+an argv. It never builds a shell string: the command and its paths go after ``--``.
+Per-process limits are applied by util-linux ``prlimit`` as an exec wrapper (``preexec_fn`` is
+unsafe in a threaded daemon), and when the daemon is root the last wrapper, ``setpriv``, drops
+to the sandbox uid/gid with no supplementary groups, no capabilities and ``no_new_privs``
+(setuid binaries then grant nothing). Memory and the number of processes are capped per
+action by its cgroup (``agentd.sandbox.cgroups``), not here: ``RLIMIT_NPROC`` counts every
+process of the sandbox uid on the host, so one episode could starve all the others.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class JailRun:
     limits: SandboxLimits
     ro_paths: tuple[Path, ...] = ()
     data_files: tuple[DataFile, ...] = ()
-    seccomp_fd: int | None = None
+    seccomp_fd: int | None = None  # bwrap: agentd's compiled filter, passed as a file
+    seccomp: bool = True  # backends with a filter of their own (firejail) apply it
     uid: int | None = None  # None: do not change uid (the daemon is not root)
     gid: int | None = None
     full_os: bool = True  # False: no /proc, only /dev/null (the ast-grep profile)
@@ -91,7 +94,6 @@ def prlimit_argv(limits: SandboxLimits) -> list[str]:
         f"--as={limits.address_space_mb * MB}",
         f"--fsize={limits.file_size_mb * MB}",
         f"--nofile={limits.open_files}",
-        f"--nproc={limits.processes}",
         "--core=0",
         "--",
     ]

@@ -45,6 +45,14 @@ def _parents(paths: tuple[Path, ...]) -> tuple[str, ...]:
     return tuple(arg for p in parents for arg in ("--perms", "0755", "--dir", p))
 
 
+def _data_dirs(dests: tuple[str, ...]) -> list[str]:
+    """Directories below the data directory that nested data files need, created 0755."""
+    top = Path(DATA_DIR)
+    dirs = sorted({str(p) for d in dests for p in Path(d).parents if p.is_relative_to(top)
+                   and p != top})
+    return [arg for p in dirs for arg in ("--perms", "0755", "--dir", p)]
+
+
 class BwrapJail:
     """Namespaces, a read-only root, the workspace read-write at ``/workspace``."""
 
@@ -60,6 +68,7 @@ class BwrapJail:
         argv += _parents(run.ro_paths)
         for path in run.ro_paths:
             argv += ["--ro-bind", str(path), str(path)]
+        argv += _data_dirs(tuple(d.dest for d in run.data_files))
         for data in run.data_files:
             argv += ["--perms", "0444", "--ro-bind-data", str(data.fd), data.dest]
         argv += ["--bind", str(run.workspace), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
