@@ -31,6 +31,7 @@ from agentd.config import ActorConfig, ClientConfig, SamplingConfig
 from agentd.policies.base import GenerateRequest
 from agentd.policies.pool import ActorPool
 from agentd.policies.wire import build_body, params_from_request
+from agentd.profiles import DEFAULT_PROFILES
 from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.tasks import empty_task
 from agentd.testing.vllm_cpu import SERVED_NAME, VLLMServer
@@ -109,12 +110,16 @@ async def drive(
     return tokens, time.perf_counter() - started, statistics.median(latencies)
 
 
+PROFILE = DEFAULT_PROFILES[ActorConfig(name="a", port=1).profile]
+
+
 def raw_call(http: httpx.AsyncClient, base_url: str, sampling: SamplingConfig) -> Call:
     config = ClientConfig()
 
     async def call(req: GenerateRequest) -> tuple[int, float]:
         body = build_body(
-            params_from_request(req, sampling),
+            # The same profile the pool's actor uses, so both paths send the same body.
+            params_from_request(req, sampling, PROFILE),
             model=SERVED_NAME,
             stream=False,
             vllm=True,

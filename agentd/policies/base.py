@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -33,7 +33,9 @@ class GenerateRequest(msgspec.Struct, frozen=True, kw_only=True):
 class Generation(msgspec.Struct, frozen=True, kw_only=True):
     """A policy's answer and what it cost."""
 
-    text: str
+    text: str  # the answer: what the protocol parser reads
+    reasoning: str = ""  # the model's own reasoning, kept apart from the answer
+    native_reasoning: bool = False  # the endpoint reasons natively: <think> in text is optional
     finish_reason: str = "stop"
     usage: Usage = msgspec.field(default_factory=Usage)
     model: str = ""
@@ -62,3 +64,30 @@ class Policy(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class PromptLimits(Protocol):
+    """A policy that knows its endpoint's context window and can count a prompt's tokens.
+
+    The runner uses it to make the whole prompt plus the reserved answer fit
+    (``episode.fit``); a policy without it (the reference replay) is never limited.
+    """
+
+    def context_window(self) -> int | None:
+        """Tokens of context, or ``None`` when unknown (then nothing is limited)."""
+        ...
+
+    def reserved_tokens(self) -> int:
+        """Tokens kept free for the answer (the configured ``max_tokens``)."""
+        ...
+
+    async def count_chat(self, messages: list[dict[str, str]]) -> int:
+        """Prompt tokens of ``messages`` as the endpoint will count them."""
+        ...
+
+
+def estimate_chat_tokens(messages: list[dict[str, str]]) -> int:
+    """A deliberately high token count for endpoints without ``/tokenize``: code runs about
+    3–4 characters a token, so 2.5 leaves a margin; 8 more per message for its template."""
+    return sum(int(len(m.get("content", "")) / 2.5) + 8 for m in messages) + 8

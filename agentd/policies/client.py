@@ -15,6 +15,7 @@ The API key is sent as a bearer header and appears in no log line, repr or error
 
 from __future__ import annotations
 
+import email.utils
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,7 @@ from agentd.errors import (
     PolicyError,
 )
 from agentd.policies.base import Generation
+from agentd.policies.reasoning import http_error, raise_for_error_body, split_leading_think
 from agentd.policies.wire import (
     CallParams,
     Parsed,
@@ -43,9 +45,11 @@ from agentd.policies.wire import (
     error_message,
     parse_response,
 )
+from agentd.profiles import DEFAULT_PROFILES, ProviderProfile
 from agentd.records import Usage
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # far above any completion we ask for; a runaway body stops here
+MAX_SSE_LINE_BYTES = 1024 * 1024  # one SSE event: a delta of a few tokens, or one error object
 _VERSION_SUFFIX = re.compile(r"/v\d+$")
 
 
@@ -56,6 +60,7 @@ class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
     models: list[str] = msgspec.field(default_factory=list)
     latency_ms: float = 0.0
+    max_model_len: int | None = None  # the served model's context, when /v1/models says
 
 
 class OpenAIClient:
@@ -76,16 +81,19 @@ class OpenAIClient:
         config: ClientConfig,
         name: str,
         vllm: bool = True,
+        profile: ProviderProfile | None = None,
     ) -> None:
         self.name = name
         self.model = model
         self.config = config
+        self.profile = profile or DEFAULT_PROFILES["vllm-plain" if vllm else "openai-compatible"]
         self.vllm = vllm
         base = base_url.rstrip("/")
         self.api_base = base if _VERSION_SUFFIX.search(base) else f"{base}/v1"
         self.root = _VERSION_SUFFIX.sub("", base)
         self._http = httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            headers={"Accept-Encoding": "identity",
+                     **({"Authorization": f"Bearer {api_key}"} if api_key else {})},
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
             limits=httpx.Limits(
                 max_connections=config.max_connections,
@@ -118,6 +126,7 @@ class OpenAIClient:
             vllm=self.vllm,
             return_token_ids=self.vllm and self.config.return_token_ids,
             logprobs=self.config.logprobs,
+            max_tokens_field=self.profile.max_tokens_field,
         )
         url = f"{self.api_base}/{'chat/completions' if params.is_chat else 'completions'}"
         started = time.perf_counter()
@@ -129,15 +138,21 @@ class OpenAIClient:
         return self._generation(parsed, ttft, started)
 
     def _generation(self, parsed: Parsed, ttft: float | None, started: float) -> Generation:
+        text, reasoning = parsed.text, parsed.reasoning
+        if not reasoning and self.profile.reasoning == "in_content":
+            reasoning, text = split_leading_think(text)
         usage = Usage(
             prompt_tokens=parsed.prompt_tokens,
             completion_tokens=parsed.completion_tokens,
+            cached_prompt_tokens=parsed.cached_prompt_tokens,
             prompt_token_ids=parsed.prompt_token_ids,
             completion_token_ids=parsed.completion_token_ids,
             logprobs=parsed.logprobs,
         )
         return Generation(
-            text=parsed.text,
+            text=text,
+            reasoning=reasoning,
+            native_reasoning=self.profile.thinks_natively,
             finish_reason=parsed.finish_reason or "stop",
             usage=usage,
             model=parsed.model or self.model,
@@ -151,7 +166,9 @@ class OpenAIClient:
         async with self._request("POST", url, body) as response:
             _expect_type(response, "application/json")
             raw = await _read_capped(response)
-        return parse_response(decode_json(raw), chat=chat)
+        data = decode_json(raw)
+        raise_for_error_body(data, style=self.profile.errors, name=self.name)
+        return parse_response(data, chat=chat)
 
     async def _post_stream(
         self, url: str, body: dict[str, Any], chat: bool, started: float
@@ -163,7 +180,9 @@ class OpenAIClient:
             async for payload in _sse_payloads(response):
                 if payload is None:
                     return acc.result(), ttft
-                if acc.feed(decode_json(payload)) and ttft is None:
+                chunk = decode_json(payload)
+                raise_for_error_body(chunk, style=self.profile.errors, name=self.name)
+                if acc.feed(chunk) and ttft is None:
                     ttft = (time.perf_counter() - started) * 1000
         raise bad("stream ended before [DONE]")
 
@@ -176,18 +195,35 @@ class OpenAIClient:
             with self._deadline(timeout_s or self.config.connect_timeout_s * 2):
                 if self.vllm:
                     await self._get(f"{self.root}/health")
-                models = _model_ids(decode_json(await self._get(f"{self.api_base}/models")))
+                listing = decode_json(await self._get(f"{self.api_base}/models"))
+                models = _model_ids(listing)
         except PolicyError as exc:
             return HealthStatus(ok=False, reason=str(exc))
         latency = (time.perf_counter() - started) * 1000
         if self.model not in models:
             reason = f"{self.name}: model {self.model!r} not served (has {models[:5]})"
             return HealthStatus(ok=False, reason=reason, models=models, latency_ms=latency)
-        return HealthStatus(ok=True, models=models, latency_ms=latency)
+        return HealthStatus(ok=True, models=models, latency_ms=latency,
+                            max_model_len=_max_model_len(listing, self.model))
 
     async def tokenize(self, text: str, *, timeout_s: float | None = None) -> list[int]:
         """Exact token ids of ``text`` under the served model (vLLM's ``POST /tokenize``)."""
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
+        return await self._tokenize(body, timeout_s)
+
+    async def count_chat(
+        self, messages: list[dict[str, str]], *, timeout_s: float | None = None
+    ) -> int:
+        """Prompt tokens of a chat as the server will see it: its chat template applied, the
+        generation prompt and the profile's template switches included (``POST /tokenize``)."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                "add_generation_prompt": True}
+        kwargs = self.profile.extra_body.get("chat_template_kwargs")
+        if kwargs:
+            body["chat_template_kwargs"] = kwargs
+        return len(await self._tokenize(body, timeout_s))
+
+    async def _tokenize(self, body: dict[str, Any], timeout_s: float | None) -> list[int]:
         with self._deadline(timeout_s):
             async with self._request("POST", f"{self.root}/tokenize", body) as response:
                 _expect_type(response, "application/json")
@@ -224,8 +260,9 @@ class OpenAIClient:
             try:
                 if response.status_code != httpx.codes.OK:
                     raw = await _read_capped(response)
-                    message = f"{self.name}: HTTP {response.status_code}: {error_message(raw)}"
-                    raise EndpointResponseError(message, status=response.status_code)
+                    wait = retry_after(response.headers.get("retry-after"))
+                    raise http_error(self.name, response.status_code, error_message(raw),
+                                     retry_after_s=wait)
                 yield response
             finally:
                 await response.aclose()
@@ -251,28 +288,68 @@ def _expect_type(response: httpx.Response, expected: str) -> None:
         raise bad(f"content-type {got!r}, expected {expected}")
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
+async def _read_capped(response: httpx.Response, cap: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body, refused as soon as it passes ``cap`` (checked per chunk received; we
+    ask for ``identity`` encoding, so a chunk inflates by at most one decoder call)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise bad(f"body over {MAX_BODY_BYTES} bytes")
+        if size > cap:
+            raise bad(f"response body over {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _lines(response: httpx.Response, cap: int) -> AsyncIterator[bytes]:
+    """The body's lines, each refused past ``cap`` bytes while it is still arriving (httpx's
+    ``aiter_lines`` would buffer a line without a newline whole, however long)."""
+    pending = bytearray()
+    async for chunk in response.aiter_bytes():
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            line = bytes(pending[:end]).rstrip(b"\r")
+            del pending[:end + 1]
+            yield line
+        if len(pending) > cap:
+            raise bad(f"SSE line over {cap} bytes without a newline")
+    if pending:
+        yield bytes(pending)
 
 
 async def _sse_payloads(response: httpx.Response) -> AsyncIterator[bytes | None]:
     """The ``data:`` payloads of an SSE stream; ``None`` for ``[DONE]``."""
     size = 0
-    async for line in response.aiter_lines():
-        size += len(line)
+    async for line in _lines(response, MAX_SSE_LINE_BYTES):
+        size += len(line) + 1
         if size > MAX_BODY_BYTES:
             raise bad(f"stream over {MAX_BODY_BYTES} bytes")
-        if not line.startswith("data:"):
+        if not line.startswith(b"data:"):
             continue  # blank separators, comments and event names carry nothing we use
         payload = line[5:].strip()
-        yield None if payload == "[DONE]" else payload.encode()
+        yield None if payload == b"[DONE]" else payload
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _max_model_len(data: Any, model: str) -> int | None:
+    for entry in data.get("data", []) if isinstance(data, dict) else []:
+        if isinstance(entry, dict) and entry.get("id") == model:
+            value = entry.get("max_model_len")
+            return value if isinstance(value, int) and value > 0 else None
+    return None
 
 
 def _model_ids(data: Any) -> list[str]:

@@ -6,6 +6,8 @@ One attempt at a time: retries and choosing between endpoints are the ``Router``
 from __future__ import annotations
 
 import collections
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentd.config import ClientConfig
@@ -13,6 +15,7 @@ from agentd.errors import EndpointUnavailableError, PolicyError
 from agentd.logging import get_logger
 from agentd.policies.base import Generation
 from agentd.policies.client import HealthStatus, OpenAIClient
+from agentd.policies.ratelimit import RateLimiter
 from agentd.policies.resilience import RETRYABLE, CircuitBreaker, LatencyWindow, classify
 from agentd.policies.wire import CallParams
 
@@ -37,17 +40,26 @@ class EndpointStatistics:
     consecutive_failures: int = 0
     circuit_opened: int = 0
     last_error: str = ""
+    max_model_len: int | None = None
+    rate_limited_s: float = 0.0  # time spent waiting under the RPM/TPM limits
 
 
 class Endpoint:
     """A client with a circuit breaker, a concurrency cap and counters."""
 
-    def __init__(self, client: OpenAIClient, *, max_concurrent: int, config: ClientConfig) -> None:
+    def __init__(
+        self,
+        client: OpenAIClient,
+        *,
+        max_concurrent: int,
+        config: ClientConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.name = client.name
         self.max_concurrent = max_concurrent
         self.breaker = CircuitBreaker(
-            threshold=config.circuit_failures, reset_s=config.circuit_reset_s
+            threshold=config.circuit_failures, reset_s=config.circuit_reset_s, clock=clock
         )
         self.healthy: bool | None = None  # None until the first health check: assume usable
         self.in_flight = 0
@@ -56,6 +68,9 @@ class Endpoint:
         self.errors: collections.Counter[str] = collections.Counter()
         self.latency = LatencyWindow()
         self.last_error = ""
+        self.max_model_len: int | None = None  # from /v1/models, once a health check saw it
+        profile = client.profile
+        self.limiter = RateLimiter(rpm=profile.rpm, tpm=profile.tpm)
 
     def usable(self) -> bool:
         """Healthy (or not yet checked) and the circuit lets requests through."""
@@ -66,6 +81,8 @@ class Endpoint:
 
     async def call(self, params: CallParams, *, timeout_s: float | None = None) -> Generation:
         """One attempt; raises the client's ``PolicyError`` after recording it."""
+        estimate = _token_estimate(params)
+        await self.limiter.acquire(estimate)
         if not self.breaker.acquire():
             raise EndpointUnavailableError(f"{self.name}: circuit open")
         self.in_flight += 1
@@ -75,6 +92,8 @@ class Endpoint:
             generation = await self.client.generate(params, timeout_s=timeout_s)
             verdict = True
             self._succeeded(generation.total_ms)
+            usage = generation.usage
+            self.limiter.settle(estimate, usage.prompt_tokens + usage.completion_tokens)
             return generation
         except PolicyError as exc:
             verdict = True
@@ -100,6 +119,11 @@ class Endpoint:
             # The server answered (a 4xx): it is alive, the request was wrong.
             self.breaker.record_success()
             return
+        if kind == "throttled":
+            # A 429 is backpressure from a live server, not a fault: the router waits for its
+            # Retry-After; the circuit neither counts it nor lets it close an open circuit.
+            self.breaker.release_probe()
+            return
         was_open = self.breaker.state == "open"
         self.breaker.record_failure()
         if not was_open and self.breaker.state == "open":
@@ -118,6 +142,7 @@ class Endpoint:
             event = "endpoint.healthy" if status.ok else "endpoint.unhealthy"
             log.warning(event, endpoint=self.name, reason=status.reason)
         self.healthy = status.ok
+        self.max_model_len = status.max_model_len or self.max_model_len
         if not status.ok:
             self.last_error = status.reason[:300]
         elif self.breaker.state == "half_open" and self.breaker.acquire():
@@ -141,6 +166,8 @@ class Endpoint:
             consecutive_failures=self.breaker.consecutive_failures,
             circuit_opened=self.breaker.times_opened,
             last_error=self.last_error,
+            max_model_len=self.max_model_len,
+            rate_limited_s=round(self.limiter.waited_s, 3),
         )
 
     def _state(self) -> str:
@@ -148,3 +175,9 @@ class Endpoint:
         if circuit != "closed":
             return circuit
         return "unhealthy" if self.healthy is False else "healthy"
+
+
+def _token_estimate(params: CallParams) -> int:
+    """Tokens a call may use, for the TPM limit: ~4 characters a token plus the reserve."""
+    chars = sum(len(m.get("content", "")) for m in params.messages or []) + len(params.prompt or "")
+    return chars // 4 + (params.max_tokens or 0)

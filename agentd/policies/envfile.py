@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from agentd.fileio import read_regular
+
 _LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 MAX_ENV_FILE_BYTES = 64 * 1024
 
@@ -39,10 +41,8 @@ def read_env_file(path: Path | None) -> dict[str, str]:
     """The pairs in ``path``; an absent, unreadable or oversized file is empty."""
     if path is None:
         return {}
-    try:
-        if path.stat().st_size > MAX_ENV_FILE_BYTES:
-            return {}
-        return parse_env(path.read_text(encoding="utf-8"))
+    try:  # bounded: a FIFO or /dev/zero here must not hang or exhaust the daemon
+        return parse_env(read_regular(path, MAX_ENV_FILE_BYTES).decode("utf-8"))
     except (OSError, UnicodeDecodeError):
         return {}
 

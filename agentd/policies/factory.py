@@ -22,7 +22,7 @@ def build_policy(name: str, settings: Settings) -> Policy:
     if name == "actor":
         if not actors.actors:
             raise ConfigError(f"{settings.agentd.files.actors}: no actors configured")
-        return ActorPool(actors.actors, actors.client, actors.sampling)
+        return ActorPool(actors.actors, actors.client, actors.sampling, profiles=actors.profiles)
     if name == "teacher":
         teachers = actors.teachers
         return TeacherPolicy(
@@ -31,6 +31,7 @@ def build_policy(name: str, settings: Settings) -> Policy:
             client_config=actors.client,
             sampling=teachers.sampling,
             env_file=settings.path(teachers.env_file),
+            profiles=actors.profiles,
         )
     raise ConfigError(f"unknown policy {name!r}; one of {', '.join(POLICY_NAMES)}")
 

@@ -1,9 +1,10 @@
 """Failure handling shared by the actor pool and the teachers.
 
 ``classify`` names what went wrong, ``is_retryable`` says whether another attempt can help
-(connection failures, timeouts, 429, 5xx and broken bodies can; any other 4xx is the request's
-fault and never will), ``backoff`` spaces attempts out, ``CircuitBreaker`` stops hammering an
-endpoint that keeps failing, and ``LatencyWindow`` keeps recent latencies for p50/p95.
+(connection failures, timeouts, 429, 5xx and broken bodies can; any other 4xx is the
+request's fault and never will, least of all a prompt over the context window), ``backoff``
+spaces attempts out, ``CircuitBreaker`` stops hammering an endpoint that keeps failing, and
+``LatencyWindow`` keeps recent latencies for p50/p95.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import collections
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from agentd.errors import (
@@ -19,21 +20,29 @@ from agentd.errors import (
     EndpointTimeoutError,
     EndpointUnavailableError,
     PolicyError,
+    PromptTooLongError,
 )
 
-ErrorKind = Literal["connect", "timeout", "throttled", "server", "malformed", "client", "other"]
+ErrorKind = Literal[
+    "connect", "timeout", "throttled", "server", "malformed", "client", "prompt_too_long", "other"
+]
 CircuitState = Literal["closed", "open", "half_open"]
+Sleep = Callable[[float], Awaitable[None]]
 RETRYABLE: frozenset[str] = frozenset({"connect", "timeout", "throttled", "server", "malformed"})
 HTTP_TOO_MANY = 429
 HTTP_SERVER = 500
+_BY_TYPE: dict[type[PolicyError], ErrorKind] = {
+    PromptTooLongError: "prompt_too_long",  # never retried: it overflows the same window again
+    EndpointUnavailableError: "connect",
+    EndpointTimeoutError: "timeout",
+}
 
 
 def classify(exc: PolicyError) -> ErrorKind:
     """The error-count bucket for ``exc`` (also the key in ``ActorStatistics.errors``)."""
-    if isinstance(exc, EndpointUnavailableError):
-        return "connect"
-    if isinstance(exc, EndpointTimeoutError):
-        return "timeout"
+    by_type = next((kind for t, kind in _BY_TYPE.items() if isinstance(exc, t)), None)
+    if by_type is not None:
+        return by_type
     if not isinstance(exc, EndpointResponseError):
         return "other"
     if exc.status is None or exc.status == 200:

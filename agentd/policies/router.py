@@ -6,6 +6,8 @@ in flight; when every usable endpoint is at its concurrency cap the request wait
 moves to an endpoint not yet tried if there is one — at once, since a different server is not
 the one that is struggling — else backs off exponentially with jitter before trying again.
 A 4xx other than 429 is raised at once: the same request would fail the same way anywhere.
+A 429 is backpressure: the request waits for the server's ``Retry-After`` (else the backoff),
+which uses up no retry but at most ``throttle_max_wait_s`` of waiting per request.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from agentd.errors import EndpointTimeoutError, EndpointUnavailableError, Policy
 from agentd.logging import get_logger
 from agentd.policies.base import Generation
 from agentd.policies.endpoint import Endpoint, EndpointStatistics
-from agentd.policies.resilience import backoff, classify, is_retryable
+from agentd.policies.resilience import Sleep, backoff, classify, is_retryable
 from agentd.policies.wire import CallParams
 
 log = get_logger(__name__)
@@ -31,29 +33,40 @@ class Router:
             raise ValueError("a router needs at least one endpoint")
         self.endpoints = endpoints
         self.config = config
+        self.sleep: Sleep = anyio.sleep  # injectable: tests wait on events, not the wall clock
         self._changed: anyio.Event | None = None  # created lazily: needs a running loop
 
     async def generate(self, params: CallParams, *, timeout_s: float | None = None) -> Generation:
         """Answer from some endpoint, or raise the last failure once retries are spent."""
         tried: set[str] = set()
-        for attempt in range(self.config.max_retries + 1):
+        failures, throttled_s = 0, 0.0
+        while True:
             endpoint = await self._pick(tried, timeout_s)
             try:
                 return await self._call(endpoint, params, timeout_s)
             except PolicyError as exc:
-                if not is_retryable(exc) or attempt == self.config.max_retries:
+                if classify(exc) == "throttled":
+                    wait = self._throttle_wait(exc, throttled_s)
+                    throttled_s += wait
+                elif not is_retryable(exc) or failures >= self.config.max_retries:
                     raise
-                log.warning(
-                    "policy.retry",
-                    endpoint=endpoint.name,
-                    attempt=attempt + 1,
-                    error_kind=classify(exc),
-                    error=str(exc)[:200],
-                )
+                else:
+                    wait = self._backoff(failures)
+                    failures += 1
+                log.warning("policy.retry", endpoint=endpoint.name, attempt=failures,
+                            error_kind=classify(exc), wait_s=round(wait, 3),
+                            error=str(exc)[:200])
                 if not self._untried_usable(tried | {endpoint.name}):
-                    await anyio.sleep(self._backoff(attempt))
+                    await self.sleep(wait)
                 tried.add(endpoint.name)
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _throttle_wait(self, exc: PolicyError, waited_s: float) -> float:
+        """How long to wait after a 429; re-raise it once the waiting budget is spent."""
+        hinted = getattr(exc, "retry_after_s", None)
+        wait = hinted if hinted is not None else self._backoff(3)
+        if waited_s + wait > self.config.throttle_max_wait_s:
+            raise exc
+        return float(wait)
 
     async def _call(
         self, endpoint: Endpoint, params: CallParams, timeout_s: float | None

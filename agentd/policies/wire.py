@@ -19,6 +19,8 @@ import msgspec
 from agentd.config import SamplingConfig
 from agentd.errors import EndpointResponseError, PolicyError
 from agentd.policies.base import GenerateRequest
+from agentd.policies.reasoning import message_reasoning
+from agentd.profiles import ProviderProfile
 
 STRUCTURED_KINDS = frozenset({"regex", "json", "grammar", "choice", "structural_tag"})
 
@@ -45,37 +47,54 @@ class Parsed(msgspec.Struct, kw_only=True):
     """What the client keeps from one response (or one accumulated stream)."""
 
     text: str = ""
+    reasoning: str = ""  # the model's own reasoning, from the provider's reasoning fields
     finish_reason: str = ""
     model: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens
     prompt_token_ids: list[int] | None = None
     completion_token_ids: list[int] | None = None
     logprobs: list[float] | None = None
 
 
-def params_from_request(request: GenerateRequest, sampling: SamplingConfig) -> CallParams:
-    """Merge a step's request over the configured sampling; the request wins where it is set."""
+def params_from_request(
+    request: GenerateRequest, sampling: SamplingConfig, profile: ProviderProfile | None = None
+) -> CallParams:
+    """Merge a step's request over the section's sampling over the profile's recommendation.
+
+    The request wins where it is set, then the section, then the profile. ``seed`` is dropped
+    for endpoints that do not honour it, so the record never claims a seed that was ignored.
+    """
     structured = request.structured_output if sampling.structured_output else None
+    recommended = profile.sampling if profile is not None else None
+    seed = _first(request.seed, sampling.seed)
+    extra: dict[str, Any] = {}
+    if profile is not None:
+        extra = {**profile.extra_body, **profile.sampling.body_fields()}
+        seed = seed if profile.honours_seed else None
     return CallParams(
         messages=request.messages,
-        temperature=_first(request.temperature, sampling.temperature),
-        top_p=_first(request.top_p, sampling.top_p),
+        temperature=_first(request.temperature, sampling.temperature,
+                           recommended.temperature if recommended else None),
+        top_p=_first(request.top_p, sampling.top_p, recommended.top_p if recommended else None),
         max_tokens=_first(request.max_tokens, sampling.max_tokens),
-        seed=_first(request.seed, sampling.seed),
+        seed=seed,
         stop=request.stop,
         structured_output=structured,
+        extra=extra or None,
     )
 
 
-def _first(value: Any, default: Any) -> Any:
-    return default if value is None else value
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
 
 
 def sampling_dict(params: CallParams) -> dict[str, Any]:
     """The sampling part of a call, for ``PolicyInfo.sampling`` in the trajectory record."""
     fields = ("temperature", "top_p", "max_tokens", "seed", "stop")
     out = {name: getattr(params, name) for name in fields if getattr(params, name) is not None}
+    out.update(params.extra or {})  # top_k, min_p, chat_template_kwargs, thinking …
     if params.structured_output:
         out["structured_output"] = sorted(params.structured_output)
     return out
@@ -92,6 +111,7 @@ def build_body(
     vllm: bool,
     return_token_ids: bool = False,
     logprobs: bool = False,
+    max_tokens_field: str = "max_tokens",
 ) -> dict[str, Any]:
     """The JSON body for ``/chat/completions`` (messages) or ``/completions`` (prompt)."""
     body: dict[str, Any] = {"model": model}
@@ -102,7 +122,7 @@ def build_body(
     for name in ("temperature", "top_p", "max_tokens", "seed", "stop"):
         value = getattr(params, name)
         if value is not None:
-            body[name] = value
+            body[max_tokens_field if name == "max_tokens" else name] = value
     _add_extensions(body, params, vllm=vllm, return_token_ids=return_token_ids)
     if logprobs:
         body["logprobs"] = True if params.is_chat else 0
@@ -164,7 +184,10 @@ def parse_response(data: Any, *, chat: bool) -> Parsed:
     """A non-streaming ``chat.completion`` or ``text_completion`` body."""
     choice = _first_choice(data)
     parsed = Parsed(model=_str(data.get("model")), finish_reason=_str(choice.get("finish_reason")))
-    parsed.text = _chat_text(choice.get("message")) if chat else _text(choice.get("text"))
+    if chat:
+        parsed.text, parsed.reasoning = _chat_text(choice.get("message"))
+    else:
+        parsed.text = _text(choice.get("text"))
     _apply_usage(parsed, data.get("usage"))
     prompt_ids = data.get("prompt_token_ids") if chat else choice.get("prompt_token_ids")
     parsed.prompt_token_ids = _ids(prompt_ids)
@@ -182,16 +205,11 @@ def _first_choice(data: Any) -> dict[str, Any]:
     return choices[0]
 
 
-def _chat_text(message: Any) -> str:
+def _chat_text(message: Any) -> tuple[str, str]:
+    """``(content, reasoning)``: the answer and the reasoning the provider sent beside it."""
     if not isinstance(message, dict):
         raise bad("choice has no message")
-    content = _text(message.get("content"))
-    # With a reasoning parser vLLM moves <think> out of the content; put it back so the
-    # protocol parser sees the model's whole output.
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
-        return f"<think>{reasoning}</think>{content}"
-    return content
+    return _text(message.get("content")), message_reasoning(message)
 
 
 def _text(value: Any) -> str:
@@ -211,6 +229,10 @@ def _apply_usage(parsed: Parsed, usage: Any) -> None:
         return
     parsed.prompt_tokens = _count(usage.get("prompt_tokens"))
     parsed.completion_tokens = _count(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        parsed.cached_prompt_tokens = min(_count(details.get("cached_tokens")),
+                                          parsed.prompt_tokens)
 
 
 def _count(value: Any) -> int:
@@ -252,6 +274,7 @@ class StreamAccumulator:
     def __init__(self, *, chat: bool) -> None:
         self._chat = chat
         self._parts: list[str] = []
+        self._reasoning: list[str] = []
         self._ids: list[int] = []
         self._logprobs: list[float] = []
         self.parsed = Parsed()
@@ -279,6 +302,9 @@ class StreamAccumulator:
             raise bad("stream choice is not an object")
         text = _delta_text(choice, chat=self._chat)
         self._parts.append(text)
+        delta = choice.get("delta")
+        if self._chat and isinstance(delta, dict):
+            self._reasoning.append(message_reasoning(delta))
         self._ids.extend(_ids(choice.get("token_ids")) or [])
         self._logprobs.extend(_logprobs(choice.get("logprobs"), chat=self._chat) or [])
         if not self._chat and self.parsed.prompt_token_ids is None:
@@ -291,6 +317,7 @@ class StreamAccumulator:
 
     def result(self) -> Parsed:
         self.parsed.text = "".join(self._parts)
+        self.parsed.reasoning = "".join(self._reasoning)
         self.parsed.completion_token_ids = self._ids or None
         self.parsed.logprobs = self._logprobs or None
         return self.parsed

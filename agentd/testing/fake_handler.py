@@ -103,7 +103,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _status(self, fault: Misbehaviour) -> None:
         body = shapes.error_body(fault.status, f"fake failure {fault.status}")
-        self._send_json(fault.status, body)
+        extra = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
+        self._send(fault.status, json.dumps(body).encode(), "application/json", headers=extra)
+
+    def _error_200(self, fault: Misbehaviour) -> None:
+        self._send_json(200, shapes.flavour_error_200(self.fake.flavour))
 
     def _hang(self, fault: Misbehaviour) -> None:
         self.fake.stopping.wait()
@@ -154,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(problem[0], shapes.error_body(*problem))
             return
         text, reason = finish(self.fake.next_reply(body), body)
-        completion = shapes.Completion(body, self.fake.model, text, reason)
+        completion = shapes.Completion(body, self.fake.model, text, reason, self.fake.flavour)
         with _in_flight(self.fake, completion):
             if body.get("stream"):
                 self._stream(completion)
@@ -193,9 +197,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ framing
 
-    def _headers(self, status: int, content_type: str, *, length: int | None) -> None:
+    def _headers(self, status: int, content_type: str, *, length: int | None,
+                 headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if length is None:
             self.send_header("transfer-encoding", "chunked")
         else:
@@ -206,8 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
-        self._headers(status, content_type, length=len(data))
+    def _send(self, status: int, data: bytes, content_type: str,
+              headers: dict[str, str] | None = None) -> None:
+        self._headers(status, content_type, length=len(data), headers=headers)
         self.wfile.write(data)
         self.wfile.flush()
 
@@ -242,9 +250,11 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/tokenize"): _Handler._tokenize,
     ("POST", "/v1/chat/completions"): _Handler._generate,
     ("POST", "/v1/completions"): _Handler._generate,
+    ("POST", "/api/paas/v4/chat/completions"): _Handler._generate,  # Z.ai's path
 }
 _FAULTS: dict[str, Callable[[_Handler, Misbehaviour], None]] = {
     "status": _Handler._status,
+    "error_200": _Handler._error_200,
     "hang": _Handler._hang,
     "malformed_json": _Handler._malformed,
     "wrong_content_type": _Handler._wrong_type,

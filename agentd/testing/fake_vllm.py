@@ -9,7 +9,11 @@ under test goes through its whole stack; usable from sync and async tests alike:
         ... client.generate(...) against fake.base_url ...
         assert "guided_regex" not in fake.generation_bodies()[-1]
 
-Misbehaviours (``kind``): ``status`` (any code, vLLM's error body), ``hang`` (no answer until
+``flavour`` makes it answer like another provider (``fake_shapes``: Qwen3 behind vLLM's
+reasoning parser, MiniMax M2, GLM-4.6 — served under ``/api/paas/v4`` like Z.ai).
+
+Misbehaviours (``kind``): ``status`` (any code, vLLM's error body, ``retry_after`` adds a
+``Retry-After`` header), ``error_200`` (an error body with HTTP 200), ``hang`` (no answer until
 stopped), ``drip`` (one token or body byte per ``delay_s``), ``cut_stream`` (close mid-body
 after ``after`` tokens), ``malformed_json``, ``wrong_content_type``, ``models_missing`` (health
 is 200 but ``/v1/models`` lists another name), ``health_down`` (``/health`` 503). Refusing
@@ -36,10 +40,11 @@ from typing import Any
 from agentd.testing import fake_shapes as shapes
 
 Reply = Callable[[dict[str, Any]], str]
-GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")
+GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/api/paas/v4/chat/completions")
 STRUCTURED_KINDS = {"regex", "json", "grammar", "choice", "structural_tag"}
 KINDS = {
     "status",
+    "error_200",
     "hang",
     "drip",
     "cut_stream",
@@ -66,6 +71,7 @@ class Misbehaviour:
     after: int = 2
     times: int | None = None
     paths: tuple[str, ...] = GENERATION_PATHS
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,11 @@ class FakeVLLM:
         default_reply: str = "Hello from the fake vLLM server.",
         token_delay_s: float = 0.0,
         max_model_len: int = 2048,
+        flavour: str = "vllm",
     ) -> None:
+        if flavour not in shapes.FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}; one of {shapes.FLAVOURS}")
+        self.flavour = flavour
         self.model = model
         self.max_model_len = max_model_len
         self.default_reply = default_reply
@@ -245,7 +255,19 @@ def validate_generation(fake: FakeVLLM, body: Any, path: str) -> tuple[int, str]
         return 400, "messages: Field required"
     if path.endswith("/completions") and "chat" not in path and "prompt" not in body:
         return 400, "prompt: Field required"
-    return _validate_structured(body.get("structured_outputs"))
+    problem = _validate_context(fake, body)
+    return problem or _validate_structured(body.get("structured_outputs"))
+
+
+def _validate_context(fake: FakeVLLM, body: dict[str, Any]) -> tuple[int, str] | None:
+    """vLLM's 400 for a prompt that, with its max_tokens, does not fit max_model_len."""
+    prompt = len(shapes.token_ids(shapes.prompt_text(body)))
+    reserve = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+    if not isinstance(reserve, int) or prompt + reserve <= fake.max_model_len:
+        return None
+    return 400, (f"This model's maximum context length is {fake.max_model_len} tokens. However, "
+                 f"you requested {prompt + reserve} tokens ({prompt} in the messages, "
+                 f"{reserve} in the completion).")
 
 
 def _validate_structured(spec: Any) -> tuple[int, str] | None:
@@ -270,7 +292,7 @@ def finish(text: str, body: dict[str, Any]) -> tuple[str, str]:
     for stop in [stops] if isinstance(stops, str) else stops:
         if stop and stop in text:
             return text[: text.index(stop)], "stop"
-    limit = body.get("max_tokens")
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
     toks = shapes.pieces(text)
     if isinstance(limit, int) and len(toks) > limit:
         return "".join(toks[:limit]), "length"

@@ -45,9 +45,11 @@ class VLLMServer:
     """A running server: ``base_url`` plus how long it took to become ready."""
 
     def __init__(
-        self, base_url: str, proc: subprocess.Popen[bytes] | None, log: IO[bytes] | None
+        self, base_url: str, proc: subprocess.Popen[bytes] | None, log: IO[bytes] | None,
+        served_name: str = SERVED_NAME,
     ) -> None:
         self.base_url = base_url
+        self.served_name = served_name
         self.ready_s = 0.0
         self.setup_s = 0.0
         self._proc = proc
@@ -58,20 +60,28 @@ class VLLMServer:
         return cls(base_url.rstrip("/"), None, None)
 
     @classmethod
-    def start(cls, *, log_path: Path | None = None, ready_timeout_s: float = 600.0) -> VLLMServer:
-        """Set up if needed, launch, and wait for readiness (raises ``TimeoutError``)."""
+    def start(cls, *, log_path: Path | None = None, ready_timeout_s: float = 600.0,
+              max_model_len: int = 8192, model_dir: Path | None = None,
+              served_name: str = SERVED_NAME, port: int | None = None) -> VLLMServer:
+        """Set up if needed, launch with a context of ``max_model_len`` (the batch budget is
+        as large: no chunked prefill) and wait for readiness (raises ``TimeoutError``).
+        ``model_dir`` serves another checkpoint (a tuned one) instead of the converted base."""
         external = os.environ.get("AGENTD_VLLM_URL")
         if external:
             return cls.external(external)
         setup_s = setup()
-        port = free_port()
+        port = port or free_port()
         log = (log_path or Path(os.devnull)).open("wb")
+        env = {**os.environ, "AGENTD_VLLM_MAX_LEN": str(max_model_len),
+               "AGENTD_VLLM_SERVED_NAME": served_name}
+        if model_dir is not None:
+            env["AGENTD_VLLM_MODEL_DIR"] = str(model_dir)
         proc = subprocess.Popen(
             ["bash", str(SCRIPT), "serve", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # one process group: stop() takes vLLM's workers with it
         )
-        server = cls(f"http://127.0.0.1:{port}", proc, log)
+        server = cls(f"http://127.0.0.1:{port}", proc, log, served_name)
         server.setup_s = setup_s
         try:
             server.ready_s = server.wait_ready(ready_timeout_s)
@@ -95,7 +105,7 @@ class VLLMServer:
             data = httpx.get(f"{self.base_url}/v1/models", timeout=2.0).json()
         except (httpx.HTTPError, ValueError):
             return False
-        return any(m.get("id") == SERVED_NAME for m in data.get("data", []))
+        return any(m.get("id") == self.served_name for m in data.get("data", []))
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the process group, SIGKILL it if it lingers."""

@@ -101,3 +101,22 @@ class TestRealVLLM:
         assert streamed.usage.completion_tokens == plain.usage.completion_tokens
         assert streamed.ttft_ms is not None and streamed.ttft_ms <= streamed.total_ms
         assert streamed.usage.prompt_token_ids == plain.usage.prompt_token_ids
+
+
+class TestLongPrompts:
+    async def test_long_seeded_prompt_does_not_kill_the_engine(
+        self, client: OpenAIClient
+    ) -> None:
+        """A ~6000-token prompt with a seed is answered (one prefill chunk: the serve script
+        sets --max-num-batched-tokens to the context), and the engine still answers after."""
+        status = await client.health()
+        assert status.max_model_len is not None and status.max_model_len >= 8192
+        code = "".join(f"def f{i}(x):\n    return x == None\n" for i in range(420))
+        tokens = await client.count_chat([{"role": "user", "content": code}])
+        assert 4000 < tokens < status.max_model_len - 64
+        long = CallParams(messages=[{"role": "user", "content": code}], max_tokens=16,
+                          temperature=0.7, seed=5)
+        answer = await client.generate(long)
+        assert answer.usage.prompt_tokens == tokens and answer.usage.completion_tokens > 0
+        after = await client.generate(CallParams(prompt="x", max_tokens=2, seed=1))
+        assert after.usage.completion_tokens > 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 from agentd.config import ActorConfig, ClientConfig, SamplingConfig
 from agentd.policies.base import GenerateRequest
 from agentd.records import Task, TaskMeta
+from agentd.testing.clock import FakeClock
 from agentd.testing.fake_vllm import FakeVLLM
+
+__all__ = ["FakeClock"]
 
 MODEL = "qwen3-14b-awq"
 TASK = Task(
@@ -46,3 +49,4 @@ def actor(fake: FakeVLLM, name: str, *, limit: int = 4) -> ActorConfig:
 
 
 SAMPLING = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=64, seed=7)
+

@@ -34,6 +34,7 @@ class TestUnits:
             "VLLM_SERVED_NAME": '"qwen3-14b-awq"',
             "VLLM_MAX_MODEL_LEN": '"8192"',
             "VLLM_MAX_NUM_SEQS": '"32"',
+            "HF_HOME": '"/var/lib/vllm/huggingface"',
         }
 
     def test_no_quantization_is_empty(self) -> None:
@@ -61,9 +62,9 @@ class TestUnits:
         a = ActorConfig(name="a", port=1)
         for line in render_actor_env(a).splitlines()[1:]:
             key = line.split("=", 1)[0]
-            # CUDA_VISIBLE_DEVICES is read by the CUDA runtime; VLLM_QUANTIZATION documents
-            # what VLLM_EXTRA_ARGS passes.
-            if key not in ("CUDA_VISIBLE_DEVICES", "VLLM_QUANTIZATION"):
+            # CUDA_VISIBLE_DEVICES is read by the CUDA runtime, HF_HOME by vLLM's hub client;
+            # VLLM_QUANTIZATION documents what VLLM_EXTRA_ARGS passes.
+            if key not in ("CUDA_VISIBLE_DEVICES", "VLLM_QUANTIZATION", "HF_HOME"):
                 assert f"${key}" in unit or f"${{{key}}}" in unit, key
 
     def test_module_cli_writes_files(self, settings: Settings, tmp_path: Path) -> None:
@@ -72,3 +73,15 @@ class TestUnits:
 
         assert main(["--out", str(tmp_path / "e"), "--config", str(settings.config_path)]) == 0
         assert len(list((tmp_path / "e").glob("*.env"))) == 3
+
+    def test_flags_only_when_set(self) -> None:
+        """The default actor passes no --quantization (vLLM picks awq_marlin for AWQ);
+        reasoning parser and batch budget appear when configured."""
+        assert 'VLLM_EXTRA_ARGS=""' in render_actor_env(ActorConfig(name="a", port=1))
+        a = ActorConfig(name="a", port=1, reasoning_parser="qwen3", max_num_batched_tokens=8192)
+        assert ('VLLM_EXTRA_ARGS="--reasoning-parser qwen3 --max-num-batched-tokens 8192"'
+                in render_actor_env(a))
+
+    def test_configured_actors_force_no_awq_kernel(self, settings: Settings) -> None:
+        """configs/vllm_actors.yaml leaves the kernel choice to vLLM."""
+        assert all(a.quantization is None for a in settings.actors.actors)
