@@ -18,8 +18,13 @@ Callers catch at the level they mean::
     ├── PolicyError                  an LLM endpoint could not give an answer
     │   ├── EndpointUnavailableError connection refused, circuit open, not ready
     │   ├── EndpointTimeoutError     the request outlived its timeout
-    │   └── EndpointResponseError    the server answered with an error or garbage
-    └── TrajectoryError              a trajectory file is torn, duplicated or invalid
+    │   ├── EndpointResponseError    the server answered with an error or garbage
+    │   └── PromptTooLongError       the prompt and its reserved answer exceed the context
+    ├── TrajectoryError              a trajectory file is torn, duplicated or invalid
+    └── RefusedInputError            hostile input stopped at a boundary (a path that escapes,
+                                     a rule that cannot be re-encoded, a body over its cap);
+                                     the code that raises it turns it into data (an
+                                     invalid_action result, a parse error, a fallback)
 
 Everything a model writes is hostile input and is *not* an exception: parse failures,
 invalid actions and rejected state updates are data in the step's record.
@@ -97,10 +102,25 @@ class EndpointTimeoutError(PolicyError):
 class EndpointResponseError(PolicyError):
     """The endpoint answered with an error status or an unparsable body."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s  # the server's Retry-After, when it sent one
+
+
+class PromptTooLongError(PolicyError):
+    """The prompt plus the reserved ``max_tokens`` do not fit the endpoint's context window.
+
+    Raised before sending when agentd counted the prompt, or from the server's own context 400.
+    Never retried: the same prompt overflows the same window every time.
+    """
 
 
 class TrajectoryError(AgentdError):
     """A trajectory file is torn, duplicated or invalid."""
+
+
+class RefusedInputError(AgentdError):
+    """Hostile input refused at a boundary; caught near where it is raised and made data."""

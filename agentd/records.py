@@ -69,12 +69,20 @@ ErrorKind = Literal["none", "invalid_action", "path_escape", "timeout", "limit",
 
 
 class TestSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How to run a task's tests: argv (first element on the sandbox allowlist) and a timeout."""
+    """How to run a task's tests: argv (first element on the sandbox allowlist) and a timeout.
+
+    ``files`` are support files the tests need (the test modules, a runner), as relative
+    path -> text. They never enter the workspace (the agent cannot edit them and the verifier
+    never sees them as added files): the jail mounts them read-only, and an argv element
+    ``{support}/PATH`` (PATH a key of ``files``) becomes that file's path inside the jail.
+    Records written before ``files`` existed decode with none.
+    """
 
     __test__ = False  # not a pytest class
 
     argv: list[str]
     timeout_s: float = 60.0
+    files: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class TaskMeta(msgspec.Struct, frozen=True):
@@ -158,12 +166,18 @@ class PolicyInfo(msgspec.Struct, frozen=True):
 
 
 class ModelOutput(msgspec.Struct, frozen=True):
-    """The raw completion and what the protocol parser made of it."""
+    """The raw completion and what the protocol parser made of it.
+
+    ``raw`` is the answer the parser read; ``reasoning`` the model's native reasoning, which
+    the provider sent apart (``reasoning_content``, ``reasoning``, ``reasoning_details``) or
+    which led the content as its own ``<think>`` block. ``think`` is the protocol's block.
+    """
 
     raw: str
     think: str = ""
     action: Action | None = None
     state_update: dict[str, Any] | None = None
+    reasoning: str = ""
 
 
 class Reward(msgspec.Struct, frozen=True):
@@ -177,6 +191,7 @@ class Reward(msgspec.Struct, frozen=True):
     srl_similarity: float = 0.0
     total: float = 0.0
     progress_delta: float = 0.0  # progress now minus progress before this step
+    step_kind: str = ""  # "write" | "read" | "submit"; read steps are neutral (no precision)
 
 
 class Timing(msgspec.Struct, frozen=True):
@@ -190,6 +205,7 @@ class Usage(msgspec.Struct, frozen=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, served from the provider's cache
     prompt_token_ids: list[int] | None = None
     completion_token_ids: list[int] | None = None
     logprobs: list[float] | None = None
@@ -202,6 +218,23 @@ class Provenance(msgspec.Struct, frozen=True):
     template_hash: str = ""
     ast_grep_version: str = ""
     agentd_version: str = ""
+    corpus_version: str = ""  # the task corpus the episode came from (datasets.corpus_version)
+
+
+class VerdictCheck(msgspec.Struct, frozen=True):
+    """One check of the verifier: its name, whether it passed, and why (``agentd.verify``)."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """The verifier's judgement of a final workspace, and the check that decided it."""
+
+    accepted: bool
+    decided_by: str  # "parse" | "rule_remaining" | "unrelated_edit" | "ast_equivalent" | "tests"
+    checks: list[VerdictCheck] = msgspec.field(default_factory=list)
 
 
 class TrajectoryRecord(msgspec.Struct, frozen=True):
@@ -227,6 +260,7 @@ class TrajectoryRecord(msgspec.Struct, frozen=True):
     done: bool = False
     usage: Usage = msgspec.field(default_factory=Usage)
     provenance: Provenance = msgspec.field(default_factory=Provenance)
+    verdict: Verdict | None = None  # set where the verifier judged the final workspace
 
     @property
     def key(self) -> tuple[str, str, int, int]:

@@ -8,7 +8,16 @@ field shows up here without an edit. It uses only the regex subset that vLLM's b
 ``{m,n}`` — no lookarounds, no backreferences, no non-capturing groups.
 
 The shape it forces:
-* ``<think>`` bounded free text without ``<`` (so the block cannot be closed early or nested);
+* ``<think>`` free text. ``<`` is allowed (a model must be able to reason about ``a < b``)
+  except before ``/``, ``<`` or a letter, so the block can neither be closed early nor hold
+  another tag. Its length is not bounded in the grammar: vLLM's grammar backend expands a
+  bounded repetition ``{1,n}`` into ``n`` states, and with ``n = 192`` a CPU vLLM decoded
+  SmolLM2 15× slower (33.5 s against 2.2 s for 64 tokens; unbounded: 2.2 s, the same as no
+  grammar at all; ``benchmarks/grammar_cost.py``).
+  ``think_max_chars`` still bounds it where the caller asks; the engine does not, and a model
+  that thinks until ``max_tokens`` gets the parse error ``truncated`` for that step;
+* no ``<think>`` at all when the endpoint's reasoning parser takes the reasoning out of the
+  answer (vLLM ``--reasoning-parser``): structured outputs then constrain only the answer;
 * ``<action>`` one of the tool JSON objects, string fields as JSON strings (escapes allowed,
   raw control characters not), ``paths`` as a bounded list, line numbers as positive integers;
 * ``<state_update>`` a JSON object of the state's fields (``agentd.state``) whose values are a
@@ -29,6 +38,7 @@ from agentd.records import Action
 from agentd.state.model import ALL_FIELDS
 
 THINK_MAX_CHARS = 2000
+THINK_MIN_CHARS = 16
 PATHS_MAX = 16
 STATE_FIELDS: tuple[str, ...] = ALL_FIELDS
 
@@ -37,14 +47,27 @@ JSON_INT = r"[1-9][0-9]{0,8}"
 _SEP = "[ ]?"  # one optional space after ':' and ',' — the compact and the spaced style
 
 
+def think_budget(max_tokens: int | None) -> int:
+    """Characters of thinking that leave the action room within ``max_tokens`` (a character
+    is at most about one token): for callers that bound ``<think>`` and accept the cost."""
+    if max_tokens is None:
+        return THINK_MAX_CHARS
+    return max(THINK_MIN_CHARS, min(THINK_MAX_CHARS, max_tokens // 2))
+
+
 def structured_output_regex(
-    *, think_max_chars: int = THINK_MAX_CHARS, state_fields: Sequence[str] = STATE_FIELDS
+    *, think_max_chars: int | None = None, state_fields: Sequence[str] = STATE_FIELDS,
+    think: bool = True,
 ) -> str:
-    """The regex of one well-formed completion (see the module docstring)."""
-    think = f"<think>[^<]{{1,{think_max_chars}}}</think>"
+    """The regex of one well-formed completion (see the module docstring); ``<think>`` is
+    unbounded unless ``think_max_chars`` is given."""
     action = f"<action>{action_regex()}</action>"
     state = f"<state_update>{state_update_regex(state_fields)}</state_update>"
-    return rf"{think}\n{action}\n{state}"
+    if not think:
+        return rf"{action}\n{state}"
+    unit = "([^<]|<{1,2}[^/<a-zA-Z])"
+    repeat = "+" if think_max_chars is None else f"{{1,{think_max_chars}}}"
+    return rf"<think>{unit}{repeat}</think>\n{action}\n{state}"
 
 
 def structured_outputs(**kwargs: typing.Any) -> dict[str, str]:

@@ -26,6 +26,7 @@ import msgspec
 from agentd.config import PromptTemplates
 from agentd.episode import protocol
 from agentd.episode.protocol import ParseError
+from agentd.episode.windows import Focus, files_block
 from agentd.records import Match, SandboxResult, Task
 from agentd.state import State
 from agentd.state import render as render_state
@@ -35,7 +36,6 @@ _DIFF_CHARS = 1500
 _STDOUT_CHARS = 1500
 _STDERR_CHARS = 400
 _MAX_MATCHES = 15
-_MAX_LISTED_FILES = 30
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -65,13 +65,20 @@ def render_prompt(
     *,
     few_shot: list[FewShotExample] | None = None,
     max_steps: int | None = None,
+    files_chars: int | None = None,
+    focus: Focus | None = None,
 ) -> RenderedPrompt:
-    """The prompt of step ``step`` (0-based) of ``task``; ``observation`` None on the first."""
+    """The prompt of step ``step`` (0-based) of ``task``; ``observation`` None on the first.
+
+    The files are shown within ``files_chars`` characters (default: the templates'
+    ``files_preview_chars``), large ones windowed around ``focus`` (``episode.windows``).
+    """
     total = max_steps if max_steps is not None else task.max_steps
+    chars = templates.files_preview_chars if files_chars is None else files_chars
     values = {
         "instruction": task.instruction.strip(),
         "language": task.language,
-        "files": files_block(task.files, templates.files_preview_chars),
+        "files": files_block(task.files, chars, focus=focus, instruction=task.instruction),
         "task_id": task.task_id,
         "step": str(step + 1),
         "max_steps": str(total),
@@ -126,39 +133,6 @@ def few_shot_example(task: Task, *, think: str | None = None) -> FewShotExample:
     note = think or "A worked example: the first step of an expert solution."
     output = protocol.render(note, action, {"goals": [task.instruction.strip()[:200]]})
     return FewShotExample(task.instruction, task.language, files_block(task.files, 0), output)
-
-
-# ---------------------------------------------------------------- files
-
-
-def files_block(files: Mapping[str, str], preview_chars: int) -> str:
-    """A listing of the workspace (path, lines) and, within ``preview_chars``, the contents."""
-    paths = sorted(files)
-    listing = [f"- {p} ({len(files[p].splitlines())} lines)" for p in paths[:_MAX_LISTED_FILES]]
-    if len(paths) > _MAX_LISTED_FILES:
-        listing.append(f"- … and {len(paths) - _MAX_LISTED_FILES} more files")
-    previews = _previews(files, paths, preview_chars)
-    return "\n".join(listing) + ("\n\n" + previews if previews else "")
-
-
-def _previews(files: Mapping[str, str], paths: list[str], budget: int) -> str:
-    blocks: list[str] = []
-    for path in paths:
-        if budget <= 0:
-            break
-        text = files[path]
-        shown = text if len(text) <= budget else _cut_lines(text, budget)
-        budget -= len(shown)
-        rest = text[len(shown):].count("\n")
-        tail = f"\n… ({rest} more lines: use read_file)" if len(shown) < len(text) else ""
-        blocks.append(f"=== {path} ===\n{shown.rstrip(chr(10))}{tail}")
-    return "\n\n".join(blocks)
-
-
-def _cut_lines(text: str, limit: int) -> str:
-    cut = text[:limit]
-    newline = cut.rfind("\n")
-    return cut[: newline + 1] if newline > 0 else cut
 
 
 # ---------------------------------------------------------------- observations

@@ -23,11 +23,17 @@ Rules, strict on structure and tolerant of whitespace:
 * Hostile sizes are refused before any decoding: completions over ``MAX_RAW_BYTES`` and JSON
   nested deeper than ``MAX_JSON_DEPTH``.
 
+When the endpoint reasons natively (its reasoning arrived apart from the answer, see
+``policies.reasoning``), ``parse(raw, think_optional=True)`` also takes an answer that starts
+at ``<action>``: the model's reasoning is its think. An answer cut off by the token limit
+(``finish_reason=length``) that does not parse is ``truncated``, not a format mistake.
+
 ``parse`` never raises on model output: every failure is a ``ParseError(kind, reason)`` whose
 reason is written to the model as feedback (it becomes the next observation).
 
 ``structured_output_regex()`` is the same shape as a regular expression for vLLM's
-``structured_outputs: {"regex": ...}``: bounded think text without ``<``, one of the tool JSON
+``structured_outputs: {"regex": ...}``: bounded think text (``<`` allowed, but not ``</`` nor
+``<`` before a letter), one of the tool JSON
 shapes (fields in the order ``render`` writes them) and a flat state object whose values are
 strings or lists of strings.
 """
@@ -40,11 +46,13 @@ from typing import Any, Literal
 import msgspec
 
 from agentd.episode.grammar import structured_output_regex, structured_outputs
+from agentd.errors import RefusedInputError
 from agentd.records import Action, ModelOutput, convert_action
 
 __all__ = [
     "MAX_JSON_DEPTH", "MAX_RAW_BYTES", "ParseError", "ParseErrorKind", "ParsedOutput",
-    "action_json", "encode_json", "model_output", "parse", "render", "render_parsed",
+    "action_json", "encode_json", "model_output", "parse", "parse_completion", "render",
+    "render_parsed",
     "structured_output_regex", "structured_outputs",
 ]
 
@@ -67,6 +75,7 @@ ParseErrorKind = Literal[
     "action_json",  # <action> does not hold one well-formed JSON object
     "action_schema",  # valid JSON, but not a valid action
     "state_json",  # <state_update> does not hold one well-formed JSON object
+    "truncated",  # cut off at max_tokens (finish_reason=length) before it was complete
 ]
 
 _FORMAT_HINT = (
@@ -94,7 +103,7 @@ class ParseError(msgspec.Struct, frozen=True):
         return f"{self.reason} {_FORMAT_HINT}"
 
 
-class _Fail(Exception):
+class _Fail(RefusedInputError):
     """Internal control flow: carries a ParseError out of nested helpers; never escapes."""
 
     def __init__(self, kind: ParseErrorKind, reason: str) -> None:
@@ -106,14 +115,26 @@ class _Fail(Exception):
 
 
 def parse(
-    raw: str, *, max_bytes: int = MAX_RAW_BYTES, max_depth: int = MAX_JSON_DEPTH
+    raw: str, *, max_bytes: int = MAX_RAW_BYTES, max_depth: int = MAX_JSON_DEPTH,
+    think_optional: bool = False,
 ) -> ParsedOutput | ParseError:
     """Parse one completion; return the parsed blocks or a ``ParseError`` (never raise)."""
     try:
         _check_size(raw, max_bytes)
-        return _parse_blocks(raw.strip(_WS), max_depth)
+        return _parse_blocks(raw.strip(_WS), max_depth, think_optional)
     except _Fail as fail:
         return fail.error
+
+
+def parse_completion(
+    raw: str, finish_reason: str, *, think_optional: bool = False
+) -> ParsedOutput | ParseError:
+    """``parse``, reporting an unparsable answer that hit the token limit as ``truncated``."""
+    parsed = parse(raw, think_optional=think_optional)
+    if isinstance(parsed, ParseError) and finish_reason == "length":
+        return ParseError("truncated", "Your answer was cut off at the token limit before it "
+                                       "was complete; think more briefly.")
+    return parsed
 
 
 def _check_size(raw: str, max_bytes: int) -> None:
@@ -124,19 +145,28 @@ def _check_size(raw: str, max_bytes: int) -> None:
         raise _Fail("empty", "Your answer was empty.")
 
 
-def _parse_blocks(text: str, max_depth: int) -> ParsedOutput:
+def _parse_blocks(text: str, max_depth: int, think_optional: bool = False) -> ParsedOutput:
+    if think_optional and text.startswith("<action>"):
+        think, pos = "", 0
+    else:
+        think, pos = _think_block(text)
+    pos = _expect_open(text, pos, "action")
+    action_json, pos = _json_block(text, pos, "action", max_depth)
+    pos = _expect_open(text, pos, "state_update")
+    state_json, pos = _json_block(text, pos, "state_update", max_depth)
+    _check_tail(text[pos:])
+    return ParsedOutput(think.strip(_WS), _decode_action(action_json), _decode_state(state_json))
+
+
+def _think_block(text: str) -> tuple[str, int]:
+    """The think text and the index after ``</think>``."""
     pos = _expect_open(text, 0, "think")
     end = text.find("</think>", pos)
     if end < 0:
         raise _Fail("missing_tag", "The <think> block is not closed with </think>.")
     think = text[pos:end]
     _check_think(think)
-    pos = _expect_open(text, end + len("</think>"), "action")
-    action_json, pos = _json_block(text, pos, "action", max_depth)
-    pos = _expect_open(text, pos, "state_update")
-    state_json, pos = _json_block(text, pos, "state_update", max_depth)
-    _check_tail(text[pos:])
-    return ParsedOutput(think.strip(_WS), _decode_action(action_json), _decode_state(state_json))
+    return think, end + len("</think>")
 
 
 def _expect_open(text: str, pos: int, tag: str) -> int:
@@ -297,12 +327,15 @@ def encode_json(value: Action | dict[str, Any]) -> str:
     return text
 
 
-def model_output(raw: str, parsed: ParsedOutput | ParseError) -> ModelOutput:
+def model_output(
+    raw: str, parsed: ParsedOutput | ParseError, *, reasoning: str = ""
+) -> ModelOutput:
     """The trajectory record's ``model_output`` for a completion and its parse result."""
     if isinstance(parsed, ParseError):
-        return ModelOutput(raw=raw)
+        return ModelOutput(raw=raw, reasoning=reasoning)
     return ModelOutput(
-        raw=raw, think=parsed.think, action=parsed.action, state_update=parsed.state_update
+        raw=raw, think=parsed.think, action=parsed.action, state_update=parsed.state_update,
+        reasoning=reasoning,
     )
 
 

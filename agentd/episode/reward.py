@@ -1,6 +1,7 @@
 """Per-step rewards and the *verified* predicate.
 
-Components of ``records.Reward`` (line measures are defined in ``episode.diffs``):
+Components of ``records.Reward``; the workspace measures come from ``agentd.verify`` (the
+task's own ast-grep rules run in the jail, statements compared as syntax, not bytes):
 
 ``format_ok``
     the completion parsed (``protocol.parse`` gave an action).
@@ -8,22 +9,26 @@ Components of ``records.Reward`` (line measures are defined in ``episode.diffs``
     the sandbox ran the action without error: ``result.ok`` (no refusal, timeout or limit,
     exit code 0).
 ``progress`` ∈ [0, 1]
-    share of the gold diff's hunks (``before → gold``, unified-diff hunks with 3 lines of
-    context) present in the workspace after the step. A task whose gold changes nothing has
-    progress 1 when the workspace matches and 0 otherwise.
+    the mean, over the task's rules (one per recipe), of the share of that rule's original
+    matches that are gone (matches the gold itself keeps do not count); 1 when the workspace
+    is the gold's program, 0 when a target file is missing or does not parse. Each recipe is
+    measured against its own target, so every step of a multi-step reference moves it.
 ``progress_delta`` ∈ [-1, 1]
-    progress after the step minus progress before it (the files the step started from).
+    progress after the step minus progress before it.
 ``regression`` ∈ [0, 1]
-    share of the lines changed so far (``before → workspace``, removed plus added) that are not
-    changes of the gold diff in the same file: 0 when every change so far is wanted, 1 when
-    none is. It is 0 when nothing changed.
+    share of the statements changed so far that lie outside what the task may touch (the
+    statements the gold changes and those its rules match); 1 when a target file is broken
+    or a file was added. Formatting is never a change.
 ``final_match``
-    every gold file is exactly its gold text, no other file differs from ``before`` and no file
-    was added. (The runner re-checks this at episode end in a fresh sandbox.)
+    on the episode's last step: the verifier accepted the final workspace (``verdict``); on
+    earlier steps: the workspace is already the gold's program.
 ``srl_similarity`` ∈ [-1, 1]
     ``difflib`` ratio between this step's action and the task's reference action for the same
     step, both normalised first (YAML key order, whitespace; ``trajectories.srl``); -1 when the
     format is broken (the SRL paper's convention), 0 when there is no reference action.
+``step_kind``
+    ``write`` (a rule or a rewrite, and a completion that did not parse: a failed attempt),
+    ``read`` (search, read_file, run_tests) or ``submit``.
 
 The total, as a formula::
 
@@ -32,26 +37,25 @@ The total, as a formula::
             + 0.3·final_match + 0.2·max(srl_similarity, 0)  otherwise
 
 so a well-formed step scores in [-0.8, 1.0] and a broken format (-1) is always the worst. The
-total rewards the step that makes progress (delta, not level), charges every unwanted change
-still present, and pays the final match on each step that keeps it. The weights live in
-``RewardWeights``; records keep every component so a different total can be recomputed.
+weights live in ``RewardWeights``; records keep every component so a different total can be
+recomputed.
 
-**Verified step** (``is_verified``): format ok, executed without error, regression 0 and — for a
-writing action (``ast_grep_rule``, ``ast_grep_run`` with a rewrite) — progress went up or the
-workspace matches the gold. A read-only step (search, read, tests, submit) that ran cleanly on
-a workspace without regressions is verified: it is a sound step even if it changes nothing.
+**Verified step** (``is_verified``): a *writing* step is verified when it moves the workspace
+toward an accepted final state: format ok, executed without error, regression 0, and
+progress went up or the workspace is the gold's program. ``submit`` is verified only when the
+verifier accepted the final workspace. A *read* step is never verified: it is neutral, counted
+and kept out of precision (verified writing steps over writing steps).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import msgspec
 
-from agentd.episode.diffs import files_match, gold_diff, present_hunks, unwanted_changes
-from agentd.records import Action, AstGrepRule, AstGrepRun, Reward, SandboxResult
+from agentd.records import Action, AstGrepRule, AstGrepRun, Reward, SandboxResult, Submit
 from agentd.trajectories.srl import srl_similarity as _srl_similarity
+from agentd.verify import Measure, TaskFacts, progress
 
 BROKEN_FORMAT_TOTAL = -1.0
 
@@ -72,52 +76,43 @@ DEFAULT_WEIGHTS = RewardWeights()
 
 def score_step(
     *,
-    before: Mapping[str, str],
-    gold: Mapping[str, str],
-    previous: Mapping[str, str],
-    current: Mapping[str, str],
+    facts: TaskFacts,
+    previous: Measure,
+    current: Measure,
     action: Action | None,
     result: SandboxResult | None,
     reference: Action | None,
     format_ok: bool | None = None,
     weights: RewardWeights = DEFAULT_WEIGHTS,
 ) -> Reward:
-    """The reward of one step.
+    """The reward of one step, from the workspace measured before and after it.
 
-    ``before`` is the task's original files, ``gold`` the expected text of the changed files,
-    ``previous`` / ``current`` every workspace file before / after this step (a path of
-    ``before`` missing from them is a deleted file). ``action`` is None when the completion did
-    not parse; ``format_ok`` defaults to ``action is not None``.
+    ``action`` is None when the completion did not parse; ``format_ok`` defaults to
+    ``action is not None``.
     """
     ok_format = action is not None if format_ok is None else format_ok
-    now = progress(before, gold, current)
-    was = now if previous == current else progress(before, gold, previous)
+    now = progress(facts, current)
+    was = now if previous is current else progress(facts, previous)
     reward = Reward(
         format_ok=ok_format,
         exec_ok=ok_format and result is not None and result.ok,
         progress=now,
         progress_delta=_round(now - was),
-        regression=regression(before, gold, current),
-        final_match=files_match(before, gold, current),
+        regression=_round(current.unrelated_share),
+        final_match=current.equivalent and not current.broken,
         srl_similarity=similarity(action if ok_format else None, reference),
+        step_kind=step_kind(action),
     )
     return _with_total(reward, weights)
 
 
-def progress(before: Mapping[str, str], gold: Mapping[str, str], files: Mapping[str, str]) -> float:
-    """Share of the gold hunks present in ``files``."""
-    hunks = gold_diff(before, gold).hunks
-    if not hunks:
-        return 1.0 if files_match(before, gold, files) else 0.0
-    return _round(present_hunks(hunks, files) / len(hunks))
-
-
-def regression(
-    before: Mapping[str, str], gold: Mapping[str, str], files: Mapping[str, str]
-) -> float:
-    """Share of changed lines that are not gold changes (0 when nothing changed)."""
-    unwanted, total = unwanted_changes(before, gold, files)
-    return _round(unwanted / total) if total else 0.0
+def step_kind(action: Action | None) -> str:
+    """``write``, ``read`` or ``submit`` (a completion that did not parse is a failed write)."""
+    if isinstance(action, Submit):
+        return "submit"
+    if action is None or _writing(action):
+        return "write"
+    return "read"
 
 
 def similarity(action: Action | None, reference: Action | None) -> float:
@@ -150,20 +145,28 @@ def is_verified(
 ) -> bool:
     """Whether a step is *verified* (see the module docstring).
 
-    Without ``action`` a step counts as writing when its result changed files.
+    ``reward.step_kind`` says what the step was; a record without it (older runs) is judged by
+    ``action``, or by whether its result changed files.
     """
+    kind = reward.step_kind or _legacy_kind(action, result)
+    if kind == "read":
+        return False
+    if kind == "submit":
+        return reward.format_ok and reward.final_match
     if not (reward.format_ok and reward.exec_ok and result is not None and result.ok):
         return False
     if reward.regression > 0:
         return False
-    if _writes(action, result):
-        return reward.progress_delta > 0 or reward.final_match
-    return True
+    return reward.progress_delta > 0 or reward.final_match
 
 
-def _writes(action: Action | None, result: SandboxResult) -> bool:
-    if action is None:
-        return bool(result.changed_files)
+def _legacy_kind(action: Action | None, result: SandboxResult | None) -> str:
+    if action is None and result is not None:
+        return "write" if result.changed_files else "read"
+    return step_kind(action)
+
+
+def _writing(action: Action) -> bool:
     if isinstance(action, AstGrepRun):
         return action.rewrite is not None
     return isinstance(action, AstGrepRule)

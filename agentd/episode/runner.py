@@ -11,7 +11,6 @@ and hands the rest of the episode back to the queue.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ import msgspec
 from agentd import __version__
 from agentd.config import PromptTemplates, Settings
 from agentd.episode import protocol
+from agentd.episode.fit import fit_prompt
+from agentd.episode.grammar import structured_output_regex
 from agentd.episode.lease import Lease
 from agentd.episode.prompts import (
     FewShotExample,
@@ -32,20 +33,23 @@ from agentd.episode.prompts import (
     render_prompt,
 )
 from agentd.episode.reward import is_verified, score_step
+from agentd.episode.windows import Focus, add_focus
 from agentd.errors import EndpointTimeoutError
 from agentd.logging import get_logger, log_context
 from agentd.metrics import Metrics
-from agentd.policies.base import GenerateRequest, Generation, Policy
+from agentd.policies.base import GenerateRequest, Generation, Policy, PromptLimits
+from agentd.profiles import ProviderProfile
 from agentd.records import (
     Action,
     PolicyInfo,
     Provenance,
+    ReadFile,
     Reward,
     SandboxResult,
     Submit,
-    Task,
     Timing,
     TrajectoryRecord,
+    Verdict,
     action_to_dict,
 )
 from agentd.sandbox import Sandbox
@@ -58,6 +62,7 @@ from agentd.state import (
     fit_budget,
     merge,
 )
+from agentd.verify import Measure, Verifier
 
 log = get_logger(__name__)
 
@@ -72,6 +77,7 @@ class _Memory:
     state: State
     version: int
     block: FitResult
+    focus: Focus = field(default_factory=dict)  # where the model looked: windows grow there
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class StepOutcome:
     observation: str
     done: bool
     memory: _Memory
+    measure: Measure
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class _Acted:
     observation: str
     done: bool
     sandbox_ms: float
+    measure: Measure
+    verdict: Verdict | None
 
     @property
     def action(self) -> Action | None:
@@ -117,6 +126,7 @@ class EpisodeRunner:
 
     settings: Settings
     sandbox: Sandbox
+    verifier: Verifier
     store: StateStore
     policy_for: Callable[[str], Awaitable[Policy]]
     counter: TokenCounter
@@ -125,6 +135,7 @@ class EpisodeRunner:
     metrics: Metrics
     should_stop: Callable[[], bool]
     ast_grep_version: str = ""
+    corpus_version: str = ""  # of the processed corpus the engine serves (provenance)
     few_shot: dict[str, list[FewShotExample]] = field(default_factory=dict)
 
     async def run(self, lease: Lease) -> Outcome:
@@ -142,20 +153,23 @@ class EpisodeRunner:
         observation = "" if lease.next_step == 0 else "(the episode resumed after a restart)"
         max_steps = self._max_steps(lease)
         memory: _Memory | None = None
+        measured: Measure | None = None
         for step in range(lease.next_step, max_steps):
             if self.should_stop():
                 return "released"
             with log_context(run_id=lease.run_id, task_id=lease.task_id,
                              episode=lease.episode, step=step):
                 last = step == max_steps - 1
-                out = await self._step(lease, policy, workspace, files, observation, step, last,
-                                       memory)
+                measured = measured or await self.verifier.measure(lease.task, files)
+                out = await self._step(lease, policy, workspace, _Files(files, measured),
+                                       observation, step, last, memory)
             files, observation, memory = out.files, out.observation, out.memory
+            measured = out.measure
             if out.done:
                 return "done"
         return "done"
 
-    async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: dict[str, str],
+    async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: _Files,
                     observation: str, step: int, last: bool,
                     memory: _Memory | None) -> StepOutcome:
         caps = self.settings.agentd.state
@@ -163,9 +177,7 @@ class EpisodeRunner:
         with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
             memory = memory or await self._recall(lease, counter)
             block = memory.block
-            prompt = render_prompt(self._templates(lease.policy), lease.task, block.rendered,
-                                   observation or None, step, max_steps=self._max_steps(lease),
-                                   few_shot=self.few_shot.get(lease.policy))
+            prompt = await self._prompt(lease, policy, memory, observation, step)
             request = self._request(lease, policy, prompt.messages, step)
             generation = await self._generate(policy, request)
             acted = await self._act(lease, workspace, files, generation, step, last)
@@ -178,8 +190,32 @@ class EpisodeRunner:
             await self.commit(lease, step, fitted.state, memory.version, record, acted.files,
                               acted.done)
         self._count(record)
-        after = _Memory(fitted.state, memory.version + 1, fitted)
-        return StepOutcome(record, acted.files, acted.observation, acted.done, after)
+        read = acted.action if isinstance(acted.action, ReadFile) else None
+        focus = add_focus(memory.focus, acted.result.matches if acted.result else [], read)
+        after = _Memory(fitted.state, memory.version + 1, fitted, focus)
+        return StepOutcome(record, acted.files, acted.observation, acted.done, after,
+                           acted.measure)
+
+    async def _prompt(self, lease: Lease, policy: Policy, memory: _Memory, observation: str,
+                      step: int) -> RenderedPrompt:
+        """The step's prompt, made to fit the endpoint's context with room for the answer."""
+        templates = self._templates(lease.policy)
+
+        def render(files_chars: int, with_few_shot: bool) -> RenderedPrompt:
+            return render_prompt(
+                templates, lease.task, memory.block.rendered, observation or None, step,
+                max_steps=self._max_steps(lease), files_chars=files_chars, focus=memory.focus,
+                few_shot=self.few_shot.get(lease.policy) if with_few_shot else None)
+
+        context = policy.context_window() if isinstance(policy, PromptLimits) else None
+        if context is None or not isinstance(policy, PromptLimits):
+            return render(templates.files_preview_chars, True)
+        fitted = await fit_prompt(render, files_chars=templates.files_preview_chars,
+                                  context=context, reserve=policy.reserved_tokens(),
+                                  count=policy.count_chat)
+        if fitted.files_chars < templates.files_preview_chars or not fitted.few_shot:
+            self.metrics.inc("prompts_shrunk")
+        return fitted.prompt
 
     async def _recall(self, lease: Lease, counter: TokenCounter) -> _Memory:
         """The stored state (first step of this lease) and its block within the budget."""
@@ -210,7 +246,10 @@ class EpisodeRunner:
         sampling = self.settings.actors.sampling
         structured = None
         if policy.kind == "actor" and sampling.structured_output:
-            structured = {"regex": protocol.structured_output_regex()}
+            # With vLLM's reasoning parser the grammar applies to the answer only: no <think>.
+            # <think> is left unbounded: a bounded repetition makes decoding ~10× slower.
+            think = _profile(policy).reasoning != "field"
+            structured = {"regex": structured_output_regex(think=think)}
         seed = None if sampling.seed is None else sampling.seed + lease.episode
         return GenerateRequest(messages=messages, task=lease.task, step=step,
                                episode=lease.episode, seed=seed, structured_output=structured)
@@ -226,9 +265,10 @@ class EpisodeRunner:
         self.metrics.observe("actor_latency", (time.perf_counter() - started) * 1000)
         return generation
 
-    async def _act(self, lease: Lease, workspace: Path, files: dict[str, str],
+    async def _act(self, lease: Lease, workspace: Path, start: _Files,
                    generation: Generation, step: int, last: bool) -> _Acted:
-        parsed = protocol.parse(generation.text)
+        parsed = protocol.parse_completion(generation.text, generation.finish_reason,
+                                           think_optional=generation.native_reasoning)
         task = lease.task
         result: SandboxResult | None = None
         action: Action | None = None
@@ -242,37 +282,23 @@ class EpisodeRunner:
             self.metrics.observe("sandbox_latency", sandbox_ms)
         else:
             self.metrics.inc("parse_failures")
-        current = await self.sandbox.read_files(workspace) if result is not None else files
+        current = await self.sandbox.read_files(workspace) if result is not None else start.files
+        # Only a step that changed files needs its workspace measured again (rules in the jail).
+        now = start.measure if current == start.files else await self.verifier.measure(
+            task, current)
         reference = task.reference_actions[step] if step < len(task.reference_actions) else Submit()
-        # Scoring diffs whole files: tens of ms on the largest tasks, so off the event loop.
-        reward = await anyio.to_thread.run_sync(functools.partial(
-            score_step, before=task.files, gold=task.gold, previous=files, current=current,
-            action=action, result=result, reference=reference, format_ok=action is not None))
+        facts = await self.verifier.facts(task)
+        reward = score_step(facts=facts, previous=start.measure, current=now, action=action,
+                            result=result, reference=reference, format_ok=action is not None)
         done = isinstance(action, Submit) or last
+        verdict = None
         if done:
-            reward = await self._final_check(task, current, reward)
+            verdict = await self.verifier.verdict(task, current)
+            reward = msgspec.structs.replace(reward, final_match=verdict.accepted)
         observation = observation_from_result(
             result, parsed if isinstance(parsed, protocol.ParseError) else None)
-        return _Acted(parsed, result, reward, current, observation, done, sandbox_ms)
-
-    async def _final_check(self, task: Task, files: dict[str, str], reward: Reward) -> Reward:
-        """Episode end: re-verify the final files in a fresh workspace.
-
-        ``files`` were read back no-follow (regular files only) and ``final_match`` already
-        compares them with the gold. When the task has tests they run on those files in a
-        fresh workspace, so nothing the episode left behind (symlinks, stray files, state in
-        the old workspace) can make them pass; without tests a fresh copy would add nothing.
-        """
-        if task.test_spec is None or not reward.final_match:
-            return reward
-        fresh = await self.sandbox.prepare_workspace(f"{task.task_id}-verify", files)
-        try:
-            reread = await self.sandbox.read_files(fresh)
-            tests = await self.sandbox.run_tests(fresh, task.test_spec, task_id=task.task_id)
-        finally:
-            await self.sandbox.cleanup(fresh)
-        match = tests.passed and all(reread.get(p) == text for p, text in task.gold.items())
-        return msgspec.structs.replace(reward, final_match=match)
+        return _Acted(parsed, result, reward, current, observation, done, sandbox_ms, now,
+                      verdict)
 
     def _record(self, lease: Lease, policy: Policy, request: GenerateRequest,
                 prompt: RenderedPrompt, state_before: State, generation: Generation,
@@ -282,17 +308,19 @@ class EpisodeRunner:
             step=request.step, split=lease.split,
             policy=_policy_info(policy, request, generation),
             prompt=prompt.text, state_before=dict(state_before.to_dict()),
-            model_output=protocol.model_output(generation.text, acted.parsed),
+            model_output=protocol.model_output(generation.text, acted.parsed,
+                                               reasoning=generation.reasoning),
             parse_error=acted.parse_error, state_rejected=rejected,
             sandbox_result=acted.result, reward=acted.reward,
             verified=is_verified(acted.reward, acted.result, action=acted.action),
-            done=acted.done,
+            done=acted.done, verdict=acted.verdict,
             timing=Timing(generate_ms=generation.total_ms, sandbox_ms=acted.sandbox_ms),
             usage=generation.usage,
             provenance=Provenance(config_hash=self.settings.config_hash,
                                   template_hash=prompt.template_hash,
                                   ast_grep_version=self.ast_grep_version,
-                                  agentd_version=__version__),
+                                  agentd_version=__version__,
+                                  corpus_version=self.corpus_version),
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         )
 
@@ -306,12 +334,26 @@ class EpisodeRunner:
             self.metrics.inc("final_matches")
 
 
+@dataclass(frozen=True)
+class _Files:
+    """The workspace's files before a step and their measure against the task."""
+
+    files: dict[str, str]
+    measure: Measure
+
+
 def _policy_info(policy: Policy, request: GenerateRequest, generation: Generation) -> PolicyInfo:
     """The policy's provenance, naming the endpoint that actually answered (fallbacks show)."""
     info = policy.info(request)
     return msgspec.structs.replace(
         info, model=generation.model or info.model,
         endpoint=generation.answered_by or generation.endpoint or info.endpoint)
+
+
+def _profile(policy: Policy) -> ProviderProfile:
+    """The policy's endpoint profile (LLM policies carry one; others count as plain)."""
+    profile = getattr(policy, "profile", None)
+    return profile if isinstance(profile, ProviderProfile) else ProviderProfile(kind="openai")
 
 
 def _history_line(step: int, acted: _Acted) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,10 +25,12 @@ import httpx
 import msgspec
 
 from agentd.config import StateConfig
-from agentd.errors import ConfigError
+from agentd.errors import ConfigError, RefusedInputError
 from agentd.logging import get_logger
 
 log = get_logger(__name__)
+# vLLM answers with the token list too: ~8 bytes a token, so a 128k-token prompt is ~1 MiB.
+MAX_TOKENIZE_BODY_BYTES = 8 * 1024 * 1024
 
 
 class TokenCount(msgspec.Struct, frozen=True):
@@ -131,8 +134,11 @@ class RemoteTokenizeCounter:
         timeout_s: float = 5.0,
         retry_after_s: float = 30.0,
         fallback: TokenCounter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` times ``retry_after_s`` after a failure (tests inject one)."""
         self.url = base_url.rstrip("/") + "/tokenize"
+        self._clock = clock
         self.model = model
         self._client = client
         self._timeout = timeout_s
@@ -149,26 +155,54 @@ class RemoteTokenizeCounter:
         return (await self.measure(text)).tokens
 
     async def measure(self, text: str) -> TokenCount:
-        if time.monotonic() >= self._down_until:
+        if self._clock() >= self._down_until:
             tokens = await self._remote(text)
             if tokens is not None:
                 return TokenCount(tokens, self.name)
-            self._down_until = time.monotonic() + self._retry_after
+            self._down_until = self._clock() + self._retry_after
         return TokenCount(await self.fallback.count(text), self.fallback.name)
 
     async def _remote(self, text: str) -> int | None:
+        """The server's count, or None (logged with what ran out) on any failure. The whole
+        request runs under one deadline — a server dripping a byte a second never trips
+        httpx's per-read timeout — and the body is capped while it is read."""
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
         try:
-            resp = await self._client.post(self.url, json=body, timeout=self._timeout)
-            resp.raise_for_status()
-            parsed = msgspec.json.decode(resp.content, type=_TokenizeResponse)
-        except (httpx.HTTPError, msgspec.DecodeError) as exc:
-            log.debug("state.tokenize_failed", url=self.url, error=f"{type(exc).__name__}: {exc}")
-            return None
+            with anyio.fail_after(self._timeout):
+                async with self._client.stream("POST", self.url, json=body,
+                                               timeout=self._timeout) as resp:
+                    resp.raise_for_status()
+                    raw = await _read_capped(resp, MAX_TOKENIZE_BODY_BYTES)
+            parsed = msgspec.json.decode(raw, type=_TokenizeResponse)
+        except TimeoutError:
+            return self._failed(f"no whole answer within {self._timeout:g}s (total deadline)")
+        except (httpx.HTTPError, msgspec.DecodeError, _BodyTooLarge) as exc:
+            return self._failed(f"{type(exc).__name__}: {exc}")
         if parsed.count < 0:
             return None
         self.max_model_len = parsed.max_model_len
         return parsed.count
+
+    def _failed(self, why: str) -> int | None:
+        """Log why the count failed; None, so the caller falls back."""
+        log.warning("state.tokenize_failed", url=self.url, error=why[:300],
+                    fallback=self.fallback.name, retry_after_s=self._retry_after)
+        return None
+
+
+class _BodyTooLarge(RefusedInputError):
+    """A /tokenize answer past its cap (never leaves this module)."""
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise _BodyTooLarge(f"/tokenize body over {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def counter_for(

@@ -9,6 +9,7 @@ The update is a JSON object (or its raw text); every key is optional::
     open_issues                                                      moves to the end (refreshed);
                                                                      when full the oldest is evicted
     any list field                {"add": [...], "remove": [...]}    remove named items, then add
+                                                                     (an item in both stays)
     history                       "text" | ["text", …]               append (refresh like above) and
                                                                      keep the last ``history_max``
     next_focus                    "text" | "" | null                 replace; "" or null clears
@@ -163,8 +164,10 @@ class _Merge:
     def _list(self, name: str, current: list[str], value: object) -> list[str]:
         adds, removes = self._split_ops(name, value)
         limit = self.caps.history_max if name == "history" else self.caps.list_max_items
-        kept = self._remove(name, current, self._items(f"{name}.remove", removes, limit * 4))
         new = self._items(name, adds, limit * 4)
+        removing = self._not_also_added(name, self._items(f"{name}.remove", removes, limit * 4),
+                                        new)
+        kept = self._remove(name, current, removing)
         if name in KEEP_FIRST:
             return self._add_anchored(name, kept, new, limit)
         return self._add_refreshing(name, kept, new, limit)
@@ -203,6 +206,18 @@ class _Merge:
         elif len(item) > self.caps.item_max_chars and line.endswith("…"):
             self.notes.add(f"{where}: cut from {len(item)} to {self.caps.item_max_chars} chars")
         return line
+
+    def _not_also_added(self, name: str, removes: list[str], adds: list[str]) -> list[str]:
+        """An item both removed and added by one update stays: the add wins.
+
+        Otherwise applying the same update twice would move the item to the end of the list
+        (removed, then appended), and a retried step would not be idempotent.
+        """
+        added = {dedupe_key(item) for item in adds}
+        for r in removes:
+            if dedupe_key(r) in added:
+                self.notes.add(f"{name}: remove {snippet(r)}: also added, kept")
+        return [r for r in removes if dedupe_key(r) not in added]
 
     def _remove(self, name: str, current: list[str], removes: list[str]) -> list[str]:
         if not removes:

@@ -118,12 +118,12 @@ class TestTemplates:
 
 class TestFilesBlock:
     def test_preview_bounded(self) -> None:
-        """Contents are previewed within the budget, cut at a line with a pointer to read_file."""
+        """A file over the budget is windowed, with the lines not shown named for read_file."""
         big = "".join(f"line {i}\n" for i in range(1000))
         block = files_block({"a.py": big, "b.py": "x\n"}, 200)
         assert "- a.py (1000 lines)" in block
         assert "- b.py (1 lines)" in block
-        assert "more lines: use read_file" in block
+        assert "read_file shows the rest" in block and "lines 8-1000 not shown" in block
         assert len(block) < 400
 
     def test_listing_bounded(self) -> None:

@@ -23,6 +23,7 @@ from agentd.state import (
     render,
 )
 from agentd.state.budget import SUMMARY_PREFIX
+from agentd.testing.clock import FakeClock
 
 from .conftest import TokenizeServer
 
@@ -115,12 +116,15 @@ class TestRemoteTokenizeCounter:
         """After a failure the counter uses the estimate for retry_after_s, then tries again."""
         tokenize_server.mode = "error"
         async with httpx.AsyncClient() as client:
-            counter = RemoteTokenizeCounter(tokenize_server.url, "m", client, retry_after_s=0.3)
+            clock = FakeClock()
+            counter = RemoteTokenizeCounter(tokenize_server.url, "m", client, retry_after_s=30,
+                                            clock=clock)
             await counter.count("a b")
             tokenize_server.mode = "ok"
+            clock.advance(29.9)
             assert (await counter.measure("a b")).counter == "estimate"
             assert len(tokenize_server.requests) == 1
-            await asyncio.sleep(0.35)
+            clock.advance(0.1)
             assert (await counter.measure("a b")).counter == "vllm_tokenize:m"
 
 

@@ -1,4 +1,4 @@
-"""``agentd state dump`` and ``python -m agentd.state dump`` against a real database."""
+"""``agentd state dump`` against a real database, in-process and as a subprocess."""
 
 from __future__ import annotations
 
@@ -87,11 +87,11 @@ class TestDump:
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
 
-    def test_python_m_agentd_state(self, settings: Settings, project_root: Path) -> None:
-        """python -m agentd.state dump is the same command, in a real subprocess."""
+    def test_agentd_state_dump_process(self, settings: Settings, project_root: Path) -> None:
+        """python -m agentd state dump works in a real subprocess."""
         seed(settings)
         proc = subprocess.run(
-            [sys.executable, "-m", "agentd.state", "dump", "task1", "--config",
+            [sys.executable, "-m", "agentd", "state", "dump", "task1", "--config",
              config_path(settings)],
             capture_output=True, text=True, timeout=60, cwd=project_root, check=False,
         )

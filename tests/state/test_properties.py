@@ -103,6 +103,10 @@ class TestMergeProperties:
              update={"history": ["a", "d"]})
     @example(caps=StateConfig(list_max_items=2), prefill={"goals": ["a", "c"]}, sequence=[],
              update={"goals": {"remove": "c", "add": ["c", "b", "e"]}})
+    @example(caps=StateConfig(list_max_items=2), prefill={}, sequence=[],
+             update={"goals": {"add": ["a", "b"], "remove": ["a"]}})
+    @example(caps=StateConfig(), prefill={"decisions": ["a", "b"]}, sequence=[],
+             update={"decisions": {"add": ["a"], "remove": ["a"]}})
     def test_merge_is_idempotent(
         self, caps: StateConfig, prefill: dict[str, Any], sequence: list[Any], update: Any
     ) -> None:
