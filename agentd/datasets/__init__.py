@@ -6,6 +6,6 @@ here runs behind ``agentd data fetch|build|stats|verify`` (``commands``).
 
 from __future__ import annotations
 
-from agentd.datasets.store import load_tasks, tasks_path, write_tasks
+from agentd.datasets.store import corpus_version, load_tasks, tasks_path, write_tasks
 
-__all__ = ["load_tasks", "tasks_path", "write_tasks"]
+__all__ = ["corpus_version", "load_tasks", "tasks_path", "write_tasks"]

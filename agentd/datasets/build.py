@@ -1,4 +1,4 @@
-"""``agentd data build``: corpus → candidates → sandbox verification → splits → files.
+"""``agentd data build``: corpus → candidates → sandbox verification → tests → splits → files.
 
 Outputs ``data/processed/<split>/tasks.jsonl`` and ``data/processed/stats.json``; each is
 written atomically, so a crashed build leaves the previous files intact.
@@ -26,8 +26,10 @@ from agentd.datasets.fetch import fetch_entry
 from agentd.datasets.recipes import SGCONFIG, load_recipes
 from agentd.datasets.splits import SPLITS, assign_splits
 from agentd.datasets.stats import split_stats
-from agentd.datasets.store import STATS_FILE, write_tasks
+from agentd.datasets.stdtests import Suite
+from agentd.datasets.store import STATS_FILE, corpus_version, write_tasks
 from agentd.datasets.taskgen import Candidate, TaskGenerator, rename_candidates, stable_hash
+from agentd.datasets.testspecs import attach_specs
 from agentd.datasets.verify import verify_all
 from agentd.errors import DatasetError
 from agentd.logging import get_logger
@@ -45,6 +47,7 @@ class BuildResult:
     drops: Counter[str]
     candidates: int
     seconds: float
+    tests: dict[str, Any] | None = None  # what attaching test specs did (None: not tried)
 
 
 def _workers(settings: Settings) -> int:
@@ -109,13 +112,46 @@ def _split(cands: list[Candidate], kept: list[Task], settings: Settings,
     return out
 
 
-async def _verify(settings: Settings, tasks: list[Task], drops: Counter[str]) -> list[Task]:
+def _sandbox(settings: Settings, logs: Path) -> Sandbox:
     workspaces = settings.path(settings.agentd.paths.workspaces)
     workspaces.mkdir(parents=True, exist_ok=True)
+    return Sandbox(settings.sandbox, workspaces_dir=workspaces, log_dir=logs)
+
+
+async def _verify(settings: Settings, tasks: list[Task], drops: Counter[str],
+                  ) -> tuple[list[Task], dict[str, Any] | None]:
+    """The tasks whose reference reproduces gold, with test specs attached where found."""
     with tempfile.TemporaryDirectory(prefix="agentd-verify-logs-") as logs:
-        sandbox = Sandbox(settings.sandbox, workspaces_dir=workspaces, log_dir=Path(logs))
-        return await verify_all(sandbox, tasks, runs=settings.datasets.build.verify_runs,
+        sandbox = _sandbox(settings, Path(logs))
+        kept = await verify_all(sandbox, tasks, runs=settings.datasets.build.verify_runs,
                                 concurrency=2 * _workers(settings), drops=drops)
+        return await _attach_tests(settings, sandbox, kept)
+
+
+async def _attach_tests(settings: Settings, sandbox: Sandbox, tasks: list[Task],
+                        ) -> tuple[list[Task], dict[str, Any] | None]:
+    cfg = settings.datasets.build.tests
+    by_name = {e.name: e for e in settings.datasets.datasets}
+    suite_entry = by_name.get(cfg.suite)
+    if not cfg.enabled or suite_entry is None or not any(
+            t.meta.dataset == cfg.dataset for t in tasks):
+        return tasks, None
+    if not is_fetched(settings, cfg.suite) and not isinstance(suite_entry, LocalTreeDataset):
+        log.warning("data.tests_skipped", suite=cfg.suite, reason="not fetched")
+        return tasks, None  # tests are an extra: a missing archive must not fail the build
+    await _ensure_fetched(settings, suite_entry)
+    suite = Suite(tree_dir(settings, cfg.suite), timeout_s=cfg.timeout_s,
+                  max_support_bytes=cfg.max_support_bytes)
+    # A task's before-state holds its source file as it is in the library.
+    sources = {t.meta.source_path: t.files[t.meta.source_path] for t in tasks
+               if t.meta.dataset == cfg.dataset and t.meta.source_path in t.files}
+    started = time.monotonic()
+    out, report = await attach_specs(sandbox, suite, cfg, tasks, sources,
+                                     concurrency=2 * _workers(settings))
+    doc = report.document()
+    doc["seconds"] = round(time.monotonic() - started, 1)
+    log.info("data.tests", **doc)
+    return out, doc
 
 
 async def build_tasks(settings: Settings, names: list[str] | None = None, *,
@@ -133,9 +169,9 @@ async def build_tasks(settings: Settings, names: list[str] | None = None, *,
     cands = dedupe(cands, drops)
     if limit is not None:
         cands = cands[:limit]
-    kept = await _verify(settings, [c.task for c in cands], drops)
+    kept, tests = await _verify(settings, [c.task for c in cands], drops)
     splits = _split(cands, kept, settings)
-    return BuildResult(splits, drops, len(cands), time.monotonic() - started)
+    return BuildResult(splits, drops, len(cands), time.monotonic() - started, tests)
 
 
 def stats_document(splits: dict[str, list[Task]], drops: Counter[str],
@@ -153,7 +189,8 @@ def write_build(settings: Settings, result: BuildResult) -> dict[str, Any]:
         write_tasks(out / split / "tasks.jsonl", tasks)
     doc = stats_document(result.splits, result.drops, {
         "candidates": result.candidates, "build_seconds": round(result.seconds, 1),
-        "seed": settings.datasets.build.seed,
+        "seed": settings.datasets.build.seed, "corpus_version": corpus_version(out),
+        **({"tests": result.tests} if result.tests is not None else {}),
     })
     write_json_atomic(out / STATS_FILE, doc)
     return doc

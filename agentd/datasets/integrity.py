@@ -13,6 +13,7 @@ from agentd.datasets.dirhash import dir_hash, read_metadata
 from agentd.datasets.splits import SPLITS
 from agentd.datasets.store import load_tasks, tasks_path
 from agentd.datasets.verify import verify_all
+from agentd.records import Task
 from agentd.sandbox import Sandbox
 
 
@@ -33,8 +34,19 @@ def check_raw(settings: Settings, names: list[str] | None) -> list[str]:
     return problems
 
 
+def choose(tasks: list[Task], sample: int, rng: random.Random) -> list[Task]:
+    """Up to ``sample`` tasks, plus up to ``sample`` of those with tests: a split where few
+    tasks carry a ``test_spec`` still has its tests re-run."""
+    chosen = rng.sample(tasks, min(sample, len(tasks)))
+    seen = {t.task_id for t in chosen}
+    tested = [t for t in tasks if t.test_spec is not None and t.task_id not in seen]
+    extra = max(0, sample - sum(t.test_spec is not None for t in chosen))
+    return chosen + rng.sample(tested, min(extra, len(tested)))
+
+
 async def reverify_sample(settings: Settings, sample: int) -> list[str]:
-    """Re-run the reference actions of up to ``sample`` tasks per split in the sandbox."""
+    """Re-run the reference actions of up to ``sample`` tasks per split in the sandbox, and
+    the tests of up to ``sample`` tasks per split that have them (``choose``)."""
     rng = random.Random(settings.datasets.build.seed)
     lines: list[str] = []
     workspaces = settings.path(settings.agentd.paths.workspaces)
@@ -46,7 +58,7 @@ async def reverify_sample(settings: Settings, sample: int) -> list[str]:
             if not path.exists():
                 continue
             tasks = list(load_tasks(path))
-            chosen = rng.sample(tasks, min(sample, len(tasks)))
+            chosen = choose(tasks, sample, rng)
             drops: Counter[str] = Counter()
             kept = await verify_all(sandbox, chosen, runs=1, concurrency=4, drops=drops,
                                     label=f"verify {split}")

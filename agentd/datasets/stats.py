@@ -34,16 +34,17 @@ def split_stats(tasks: Iterable[Task]) -> dict[str, Any]:
     steps: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     datasets: Counter[str] = Counter()
-    n = 0
+    n = tested = 0
     for t in tasks:
         n += 1
+        tested += t.test_spec is not None
         by_recipe[t.meta.recipe] += 1
         kinds[recipe_family(t.meta.recipe)] += 1
         langs[t.language] += 1
         steps[str(len(t.reference_actions))] += 1
         sizes[size_bucket(sum(len(s.encode()) for s in t.files.values()))] += 1
         datasets[t.meta.dataset] += 1
-    return {"tasks": n, "by_kind": dict(kinds), "by_dataset": dict(datasets),
+    return {"tasks": n, "with_tests": tested, "by_kind": dict(kinds), "by_dataset": dict(datasets),
             "by_language": dict(langs), "by_steps": dict(steps), "by_file_size": dict(sizes),
             "by_recipe": dict(sorted(by_recipe.items()))}
 
@@ -53,11 +54,20 @@ def render(stats: dict[str, Any]) -> str:
     lines = []
     for split, s in stats["splits"].items():
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(s["by_kind"].items()))
-        lines.append(f"{split:<6} {s['tasks']:>6} tasks  ({kinds})")
+        lines.append(f"{split:<6} {s['tasks']:>6} tasks  ({kinds}), "
+                     f"{s.get('with_tests', 0)} with tests")
         top = sorted(s["by_recipe"].items(), key=lambda kv: -kv[1])[:5]
         lines.append("       top recipes: " + ", ".join(f"{k}={v}" for k, v in top))
     total = sum(s["tasks"] for s in stats["splits"].values())
-    lines.append(f"total  {total:>6} tasks")
+    tested = sum(s.get("with_tests", 0) for s in stats["splits"].values())
+    lines.append(f"total  {total:>6} tasks, {tested} with tests")
+    specs = stats.get("tests")
+    if specs:
+        outcomes = ", ".join(f"{k}={v}" for k, v in specs["tasks"].items() if k != "with_spec")
+        runs = specs.get("gold_run_ms") or {}
+        lines.append(f"tests: {specs['modules'].get('with_spec', 0)} modules with a spec, "
+                     f"{specs.get('seconds', 0)}s; per task: {outcomes}; gold run median "
+                     f"{runs.get('median', 0)} ms, max {runs.get('max', 0)} ms")
     drops = stats.get("drops") or {}
     if drops:
         lines.append("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(drops.items())))

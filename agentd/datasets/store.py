@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -18,9 +19,33 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Task)
 
 
+MAX_TASK_LINE = 16 * 1024 * 1024  # a task is ~50 KB; a line past this is not one
+
+
 def tasks_path(settings: Settings, split: str) -> Path:
     """Where the tasks of ``split`` live."""
     return settings.path(settings.agentd.paths.processed_data) / split / TASKS_FILE
+
+
+def corpus_version(processed: Path, splits: Iterable[str] = ("train", "dev", "test")) -> str:
+    """A short content hash of the split files under ``processed`` ("" when there are none).
+
+    The build is deterministic, so the same sources and build config give the same version;
+    it is recorded in ``stats.json`` and in every trajectory record's provenance, which is
+    how a run is traced back to its data (and, through dvc.lock, to the sources)."""
+    digest = hashlib.sha256()
+    found = False
+    for split in sorted(splits):
+        path = processed / split / TASKS_FILE
+        if not path.is_file():
+            continue
+        found = True
+        file_digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                file_digest.update(chunk)
+        digest.update(f"{split}\0{file_digest.hexdigest()}\n".encode())
+    return digest.hexdigest()[:16] if found else ""
 
 
 def write_tasks(path: Path, tasks: Iterable[Task]) -> int:
@@ -40,7 +65,11 @@ def load_tasks(path: Path) -> Iterator[Task]:
     except FileNotFoundError:
         raise DatasetError(f"{path}: no tasks (run `agentd data build`)") from None
     with fh:
-        for lineno, line in enumerate(fh, 1):
+        lineno = 0
+        while line := fh.readline(MAX_TASK_LINE + 1):  # bounded: no newline is no 4 GiB line
+            lineno += 1
+            if len(line) > MAX_TASK_LINE:
+                raise DatasetError(f"{path}:{lineno}: a task line over {MAX_TASK_LINE} bytes")
             if not line.strip():
                 continue
             try:

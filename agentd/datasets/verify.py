@@ -3,7 +3,9 @@
 A task is kept only if its reference actions, run in the jailed sandbox from the
 before-state, reproduce the gold after-state byte for byte — ``verify_runs`` times (two by
 default), each in a fresh workspace. A task that matches once and then not again is
-*flaky*; it is dropped like one that never matches, and both are counted by reason.
+*flaky*; it is dropped like one that never matches, and both are counted by reason. A task
+with a ``test_spec`` must also pass its tests on the gold, in a fresh workspace
+(``tests_failed`` otherwise): that is how ``agentd data verify`` re-checks those tasks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import anyio
 
 from agentd.logging import get_logger
 from agentd.progress import Progress
-from agentd.records import Task
+from agentd.records import Task, TestResult, TestSpec
 from agentd.sandbox import Sandbox
 
 log = get_logger(__name__)
@@ -41,12 +43,27 @@ async def run_reference(sandbox: Sandbox, task: Task, attempt: int) -> str | Non
     return None if after == expected_after(task) else "gold_mismatch"
 
 
+async def run_spec(sandbox: Sandbox, spec: TestSpec, files: dict[str, str], label: str,
+                   ) -> TestResult:
+    """``spec``'s tests on a fresh workspace holding only ``files``."""
+    ws = await sandbox.prepare_workspace(label, files)
+    try:
+        return await sandbox.run_tests(ws, spec, task_id=label)
+    finally:
+        await sandbox.cleanup(ws)
+
+
 async def verify_task(sandbox: Sandbox, task: Task, runs: int) -> str | None:
-    """None when every run reproduces gold; else the drop reason."""
+    """None when every run reproduces gold (and the tests pass on it); else the drop reason."""
     for attempt in range(runs):
         why = await run_reference(sandbox, task, attempt)
         if why is not None:
             return "flaky" if attempt else why
+    if task.test_spec is not None:
+        result = await run_spec(sandbox, task.test_spec, expected_after(task),
+                                f"{task.task_id}-tests")
+        if not result.passed:
+            return "tests_failed"
     return None
 
 

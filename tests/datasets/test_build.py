@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import json
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -283,3 +284,54 @@ class TestBadInput:
         err = capsys.readouterr().err
         assert "UnsafeSourceError" in err and "'tiny'" in err
         assert _raw_entries(tmp_project) == []
+
+
+TEST_BETA = (
+    "import unittest\n"
+    "from beta import check\n\n\n"
+    "class TestCheck(unittest.TestCase):\n"
+    "    def test_check(self):\n"
+    "        self.assertIs(check(3), True)\n"
+    "        self.assertEqual(check('ab'), 2)\n"
+    "        self.assertEqual(check(None), 0)\n"
+)
+
+
+class TestBuildWithTests:
+    """A library entry and a test-suite entry: tasks of a module the suite tests get a spec
+    that the build ran in the jail; the others get none."""
+
+    @pytest.fixture
+    def built_with_tests(self, tmp_project: Path, tmp_path: Path) -> Path:
+        suite = tmp_path / "suite"
+        suite.mkdir()
+        (suite / "test_beta.py").write_text(TEST_BETA)
+        config = _set_catalog(tmp_project, [
+            _local(_write_tree(tmp_path / "src")),
+            {"name": "mini-tests", "kind": "local_tree", "source": str(suite),
+             "license": "MIT"}])
+        path = tmp_project / "configs" / "datasets.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["build"]["tests"] = {"dataset": "mini", "suite": "mini-tests"}
+        path.write_text(yaml.safe_dump(doc))
+        assert main(["data", "build", "--config", str(config)]) == 0
+        return config
+
+    def test_specs_only_where_the_suite_tests_the_module(
+            self, built_with_tests: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tasks = [t for ts in _all_tasks(built_with_tests).values() for t in ts]
+        tested = [t for t in tasks if t.test_spec is not None]
+        assert tested, "beta's tasks should carry a spec"
+        assert {t.meta.source_path for t in tested} == {"beta.py"}
+        assert all(t.meta.dataset == "mini" for t in tested)
+        assert all("test/test_beta.py" in (t.test_spec.files if t.test_spec else {})
+                   for t in tested)
+        settings = load_settings(built_with_tests)
+        stats = json.loads((settings.path(settings.agentd.paths.processed_data)
+                            / "stats.json").read_text())
+        assert sum(s["with_tests"] for s in stats["splits"].values()) == len(tested)
+        assert stats["tests"]["tasks"]["with_spec"] == len(tested)
+        capsys.readouterr()
+        assert main(["data", "stats", "--config", str(built_with_tests)]) == 0
+        assert f"{len(tested)} with tests" in capsys.readouterr().out
+        assert main(["data", "verify", "--config", str(built_with_tests), "--sample", "1"]) == 0
