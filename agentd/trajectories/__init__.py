@@ -7,6 +7,9 @@
 * ``stats``    — counts per run, policy and split
 * ``srl``      — action normalisation and the SRL step reward; SRL instance derivation
 * ``export``   — jsonl / parquet / SRL exports, written atomically
+* ``sft``, ``groups`` — training rows: SFT chats and GRPO groups (``columns``, ``schemas``,
+  ``rows``, ``tokens`` build them; ``chat`` recovers messages from a prompt; ``extras`` reads
+  the newer optional record fields; ``card`` writes the dataset card)
 * ``commands`` — the ``agentd trajectories`` handlers
 """
 

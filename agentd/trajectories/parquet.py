@@ -33,7 +33,8 @@ SCHEMA = pa.schema([
     ("policy_kind", _s), ("policy_model", _s), ("policy_endpoint", _s), ("policy_seed", _i64),
     ("policy_sampling", _s),
     ("prompt", _s), ("state_before", _s),
-    ("model_output_raw", _s), ("model_output_think", _s), ("action", _s), ("action_tool", _s),
+    ("model_output_raw", _s), ("model_output_think", _s), ("model_output_reasoning", _s),
+    ("action", _s), ("action_tool", _s),
     ("state_update", _s), ("parse_error", _s), ("state_rejected", pa.list_(_s)),
     ("has_sandbox_result", _b), ("sandbox_exit_code", _i32), ("sandbox_timed_out", _b),
     ("sandbox_killed_reason", _s), ("sandbox_stdout", _s), ("sandbox_stderr", _s),
@@ -42,13 +43,15 @@ SCHEMA = pa.schema([
     ("reward_format_ok", _b), ("reward_exec_ok", _b), ("reward_progress", _f),
     ("reward_progress_delta", _f), ("reward_regression", _f), ("reward_final_match", _b),
     ("reward_srl_similarity", _f),
-    ("reward_total", _f),
+    ("reward_total", _f), ("reward_step_kind", _s),
+    ("verdict", _s), ("verdict_accepted", _b), ("verdict_decided_by", _s),
     ("timing_generate_ms", _f), ("timing_sandbox_ms", _f),
     ("usage_prompt_tokens", _i64), ("usage_completion_tokens", _i64), ("usage_cost_usd", _f),
     ("usage_prompt_token_ids", pa.list_(_i64)), ("usage_completion_token_ids", pa.list_(_i64)),
-    ("usage_logprobs", pa.list_(_f)),
+    ("usage_logprobs", pa.list_(_f)), ("usage_cached_prompt_tokens", _i64),
     ("provenance_config_hash", _s), ("provenance_template_hash", _s),
     ("provenance_ast_grep_version", _s), ("provenance_agentd_version", _s),
+    ("provenance_corpus_version", _s),
 ])
 
 _GROUPS = {"policy": "policy_", "model_output": "model_output_", "sandbox_result": "sandbox_",
@@ -56,8 +59,9 @@ _GROUPS = {"policy": "policy_", "model_output": "model_output_", "sandbox_result
            "provenance": "provenance_"}
 _RENAME = {"model_output_action": "action", "model_output_state_update": "state_update"}
 _UNRENAME = {v: k for k, v in _RENAME.items()}
-_JSON = ("policy_sampling", "state_before", "action", "state_update", "sandbox_matches")
-_DERIVED = ("has_sandbox_result", "action_tool")
+_JSON = ("policy_sampling", "state_before", "action", "state_update", "sandbox_matches",
+         "verdict")
+_DERIVED = ("has_sandbox_result", "action_tool", "verdict_accepted", "verdict_decided_by")
 
 
 def _dumps(value: Any) -> str | None:
@@ -81,6 +85,9 @@ def flatten(record: TrajectoryRecord) -> dict[str, Any]:
     row["has_sandbox_result"] = record.sandbox_result is not None
     action = row.get("action")
     row["action_tool"] = action.get("tool") if isinstance(action, dict) else None
+    verdict = record.verdict
+    row["verdict_accepted"] = None if verdict is None else verdict.accepted
+    row["verdict_decided_by"] = None if verdict is None else verdict.decided_by
     for name in _JSON:
         row[name] = _dumps(row.get(name))
     return row

@@ -101,7 +101,8 @@ def sample_record(
                     prompt_token_ids=[1, 2, 3], completion_token_ids=[4, 5],
                     logprobs=[-0.5, -0.25]),
         provenance=Provenance(config_hash="c0ffee", template_hash="t3mpl",
-                              ast_grep_version="0.51.1", agentd_version="0.1.0"),
+                              ast_grep_version="0.51.1", agentd_version="0.1.0",
+                              corpus_version="0123456789abcdef"),
     )
     return msgspec.structs.replace(record, **overrides) if overrides else record
 

@@ -24,6 +24,7 @@ import msgspec
 import yaml
 
 from agentd.records import Action, TrajectoryRecord, action_to_dict, convert_action, decode_action
+from agentd.trajectories.extras import group_by_episode
 
 BROKEN_FORMAT_REWARD = -1.0
 MAX_COMPARE_CHARS = 2048  # worst case (repetitive text) ≈ 0.6 s; real actions are far shorter
@@ -202,16 +203,8 @@ def group_episodes(
     too (they fail ``is_expert_episode`` but a caller may want to count them). A duplicate
     step keeps its first copy.
     """
-    open_: dict[tuple[str, str, int], dict[int, TrajectoryRecord]] = {}
-    done_at: dict[tuple[str, str, int], int] = {}
-    for record in records:
-        gkey = (record.run_id, record.task_id, record.episode)
-        group = open_.setdefault(gkey, {})
-        group.setdefault(record.step, record)
-        if record.done:
-            done_at[gkey] = record.step
-        if gkey in done_at and len(group) >= done_at[gkey] + 1:
-            yield [group[k] for k in sorted(group)]
-            del open_[gkey], done_at[gkey]
-    for group in open_.values():
-        yield [group[k] for k in sorted(group)]
+    return group_by_episode(records, _identity)
+
+
+def _identity(record: TrajectoryRecord) -> TrajectoryRecord:
+    return record

@@ -110,8 +110,11 @@ class TrajectoryWriter:
     """
 
     def __init__(self, directory: Path, config: WriterConfig, *,
-                 on_durable: OnDurable | None = None) -> None:
+                 on_durable: OnDurable | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` decides when an interval fsync is due (tests inject one)."""
         self.directory = directory
+        self._clock = clock
         self.config = config
         self._on_durable = on_durable
         self._send, self._recv = anyio.create_memory_object_stream[TrajectoryRecord](
@@ -275,7 +278,7 @@ class TrajectoryWriter:
         """How long the loop may sleep before pending records are due for their fsync."""
         if not self._pending:
             return None
-        return max(0.0, self._last_fsync + self.config.fsync_interval_s - time.monotonic())
+        return max(0.0, self._last_fsync + self.config.fsync_interval_s - self._clock())
 
     async def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()
@@ -286,7 +289,7 @@ class TrajectoryWriter:
         self._last_flush_ms = (time.perf_counter() - started) * 1000
         self._pending.extend(batch.records)
         if always:
-            self._last_fsync = time.monotonic()
+            self._last_fsync = self._clock()
         if self.config.fsync != "interval":
             await self._report_durable()
 
@@ -299,11 +302,11 @@ class TrajectoryWriter:
     async def _sync_if_due(self) -> None:
         if self.config.fsync != "interval" or not self._pending:
             return
-        overdue = time.monotonic() - self._last_fsync >= self.config.fsync_interval_s
+        overdue = self._clock() - self._last_fsync >= self.config.fsync_interval_s
         # Bound what waits for durability even when records arrive faster than the interval.
         if overdue or len(self._pending) >= 16 * self.config.batch_max_records:
             await anyio.to_thread.run_sync(self._shards.fsync_dirty, limiter=self._limiter)
-            self._last_fsync = time.monotonic()
+            self._last_fsync = self._clock()
             await self._report_durable()
 
     async def _report_durable(self) -> None:
