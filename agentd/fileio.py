@@ -1,13 +1,17 @@
-"""Durable file writes: a file appears whole at its path, or not at all."""
+"""Durable file writes (a file appears whole at its path, or not at all) and bounded reads
+(a file named by configuration is read only if it is a regular file under a size cap)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from agentd.errors import UsageError
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,3 +43,25 @@ def atomic_output(out: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class FileRefused(UsageError, OSError):
+    """A file that must not be read: not a regular file, or over its size cap."""
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; never blocks
+    on a FIFO and never reads a device (``/dev/zero``) or an unbounded file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileRefused(f"{path}: not a regular file")
+        data = b""
+        while len(data) <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - len(data))):
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise FileRefused(f"{path}: larger than {max_bytes} bytes")
+    return data

@@ -28,7 +28,7 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from agentd.config import AdminConfig
-from agentd.errors import AdminError, AgentdError
+from agentd.errors import AdminError, AgentdError, ConfigError
 from agentd.logging import get_logger
 
 log = get_logger(__name__)
@@ -63,7 +63,7 @@ class PeerCred:
     gid: int
 
 
-class _Refused(Exception):
+class _Refused(AdminError):
     def __init__(self, cls: str, message: str) -> None:
         super().__init__(message)
         self.cls = cls
@@ -131,8 +131,12 @@ class AdminServer:
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Bind (0660 socket in a 0750 directory), report started, then serve forever."""
-        self._prepare_path()
-        listener = await anyio.create_unix_listener(self.socket_path, mode=0o660)
+        try:
+            self._prepare_path()
+            listener = await anyio.create_unix_listener(self.socket_path, mode=0o660)
+        except OSError as exc:
+            raise ConfigError(f"admin.socket: cannot listen on {self.socket_path}: "
+                              f"{exc.strerror or exc}") from None
         if self._admin_gid is not None:
             os.chown(self.socket_path.parent, -1, self._admin_gid)
             os.chown(self.socket_path, -1, self._admin_gid)

@@ -10,16 +10,20 @@ returns the rest, in commit order, to be written again — none lost, none twice
 
 from __future__ import annotations
 
+import aiosqlite
 import anyio
 import msgspec
 
-from agentd.daemon.queue import TaskQueue
+from agentd.daemon.queue import Spend, TaskQueue
 from agentd.episode.lease import Lease
-from agentd.errors import AgentdError
+from agentd.errors import AgentdError, TrajectoryError
+from agentd.logging import get_logger
 from agentd.records import TrajectoryRecord
 from agentd.state import State, StateStore
 from agentd.trajectories import TrajectorySink, TrajectoryWriter
+from agentd.trajectories.shards import check_run_id
 
+log = get_logger(__name__)
 _record_decoder = msgspec.json.Decoder(TrajectoryRecord)
 _record_encoder = msgspec.json.Encoder()
 
@@ -35,11 +39,13 @@ class StepCommitter:
         self.store = store
         self.queue = queue
         self.sink: TrajectorySink | None = None
+        self.poisoned = 0  # outbox rows the last recovery had to skip
         self._lock = anyio.Lock()
 
     async def commit(self, lease: Lease, step: int, state: State, version: int,
-                     record: TrajectoryRecord, files: dict[str, str], done: bool) -> None:
-        """State, queue progress and the outbox row in one transaction, then to the writer."""
+                     record: TrajectoryRecord, files: dict[str, str], done: bool) -> Spend:
+        """State, queue progress, the run's spend and the outbox row in one transaction, then
+        to the writer; returns what the run has spent, this step included."""
         assert self.sink is not None
         async with self._lock:
             # Once started, a commit finishes: cancelling half-way would only roll it back.
@@ -56,7 +62,9 @@ class StepCommitter:
                     if done:
                         await self.queue.record_result_in(
                             db, lease, final_match=record.reward.final_match, steps=step + 1)
+                    spend = await self.queue.charge_in(db, record.run_id, record.usage)
             await self.sink.put(record)
+        return spend
 
     async def on_durable(self, records: list[TrajectoryRecord]) -> None:
         """The writer made these durable: they leave the outbox."""
@@ -66,19 +74,42 @@ class StepCommitter:
                 [r.key for r in records])
 
     async def recover(self, writer: TrajectoryWriter) -> list[TrajectoryRecord]:
-        """Drop outbox rows already in the shards; return the rest in commit order."""
+        """Drop outbox rows already in the shards; return the rest in commit order. A row
+        that cannot be replayed (an unsafe run id, an undecodable record) is skipped and
+        reported (``poisoned``), never a reason to refuse to start."""
         pending: list[TrajectoryRecord] = []
+        self.poisoned = 0
         async with self.store.transaction() as db:
             cur = await db.execute("SELECT DISTINCT run_id FROM outbox")
             for (run_id,) in list(await cur.fetchall()):
-                # prepare() cuts a torn last line and returns the last whole record's key.
-                key = await writer.prepare(run_id)
-                if key is not None:
-                    await db.execute(
-                        "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"
-                        " WHERE run_id=? AND task_id=? AND episode=? AND step=?)",
-                        (run_id, *key))
-                cur = await db.execute(
-                    "SELECT record FROM outbox WHERE run_id=? ORDER BY seq", (run_id,))
-                pending += [_record_decoder.decode(row[0]) for row in await cur.fetchall()]
+                try:
+                    pending += await self._recover_run(db, writer, check_run_id(str(run_id)))
+                except TrajectoryError as exc:
+                    cur = await db.execute("SELECT COUNT(*) FROM outbox WHERE run_id=?",
+                                           (run_id,))
+                    (rows,) = await cur.fetchone() or (0,)
+                    self.poisoned += rows
+                    log.error("recovery.outbox_skipped", run_id=repr(run_id)[:200],
+                              rows=rows, error=str(exc)[:200])
         return pending
+
+    async def _recover_run(self, db: aiosqlite.Connection, writer: TrajectoryWriter,
+                           run_id: str) -> list[TrajectoryRecord]:
+        # prepare() cuts a torn last line and returns the last whole record's key.
+        key = await writer.prepare(run_id)
+        if key is not None:
+            await db.execute(
+                "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"
+                " WHERE run_id=? AND task_id=? AND episode=? AND step=?)",
+                (run_id, *key))
+        cur = await db.execute("SELECT seq, record FROM outbox WHERE run_id=? ORDER BY seq",
+                               (run_id,))
+        out: list[TrajectoryRecord] = []
+        for seq, raw in await cur.fetchall():
+            try:
+                out.append(_record_decoder.decode(raw))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.poisoned += 1
+                log.error("recovery.outbox_row_skipped", run_id=run_id, seq=seq,
+                          error=str(exc)[:200])
+        return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
 import uuid
@@ -31,6 +32,7 @@ from agentd.daemon.admin import AdminServer
 from agentd.daemon.engine import Engine
 from agentd.daemon.lock import StateLock
 from agentd.daemon.notify import Notifier, run_watchdog, watchdog_interval
+from agentd.daemon.preflight import preflight
 from agentd.daemon.prometheus import serve_metrics
 from agentd.errors import AgentdError, ConfigError
 from agentd.logging import get_logger, log_context, setup_logging, shutdown_logging, subscribe
@@ -164,11 +166,16 @@ class Daemon:
 
     # ---------------------------------------------------------------- admin commands
 
-    def _build_admin(self) -> AdminServer:
-        cfg = self.settings.agentd.admin
+    @property
+    def socket_path(self) -> Path:
+        """The admin socket: ``AGENTD_SOCKET`` (systemd) or ``admin.socket``."""
         env_socket = os.environ.get("AGENTD_SOCKET")
-        path = Path(env_socket) if env_socket else self.settings.path(cfg.socket)
-        admin = AdminServer(cfg, path)
+        if env_socket:
+            return Path(env_socket)
+        return self.settings.path(self.settings.agentd.admin.socket)
+
+    def _build_admin(self) -> AdminServer:
+        admin = AdminServer(self.settings.agentd.admin, self.socket_path)
         admin.register("status", "daemon, queue, episodes and writer status", self._cmd_status)
         admin.register("stats", "counters and latency histograms", self._cmd_stats)
         admin.register("pause", "stop leasing new episodes", self._cmd_pause)
@@ -237,6 +244,9 @@ class Daemon:
                 loop.call_soon_threadsafe(deliver, event)
 
         unsubscribe = subscribe(on_event)
+        # Say so once subscribed: whatever happens after this line reaches the client.
+        yield {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+               "level": "info", "event": "tail.subscribed", "min_level": levels[minimum]}
         try:
             async with receive:
                 async for event in receive:
@@ -248,6 +258,7 @@ class Daemon:
 
 def serve_command(args: argparse.Namespace) -> int:
     daemon = Daemon(args.config)
+    preflight(daemon.settings, socket_path=daemon.socket_path)  # a bad path: one line, exit 2
     lg = daemon.settings.agentd.logging
     setup_logging(daemon.settings.path(lg.file), level=lg.level, max_bytes=lg.max_bytes,
                   backups=lg.backups)

@@ -17,6 +17,7 @@ from typing import Literal
 import anyio
 
 from agentd.config import Settings, load_settings
+from agentd.sandbox.stats import JailReport
 
 Level = Literal["ok", "warn", "FAIL"]
 
@@ -75,7 +76,20 @@ async def _check_jail(settings: Settings) -> list[Finding]:
         jail_level = "warn"
         out.append(Finding("warn", "UNJAILED", "jailer 'none': model actions run WITHOUT a jail"))
     out.append(Finding(jail_level, "jail", f"{report.jailer}: {report.detail}"))
+    # What the chosen backend does not guarantee (firejail's weaknesses against bwrap, ...).
+    notes = [w for w in report.warnings if not w.startswith("UNJAILED")]  # printed above
+    out += [Finding("warn", "jail-note", w) for w in notes]
+    out.append(_cgroup_finding(report))
     return out
+
+
+def _cgroup_finding(report: JailReport) -> Finding:
+    """Which per-action cgroup backend runs the actions, and the limits it applies."""
+    if not report.cgroup:
+        return Finding("FAIL", "cgroup", "not set up (see the jail line)")
+    limits = ", ".join(f"{k} {v}" for k, v in report.cgroup_limits.items() if k != "warning")
+    level: Level = "warn" if report.cgroup == "none" else "ok"
+    return Finding(level, "cgroup", f"{report.cgroup}: {limits}")
 
 
 async def _check_actors(settings: Settings) -> list[Finding]:

@@ -20,15 +20,17 @@ import msgspec
 from anyio.abc import TaskGroup
 
 from agentd.config import Settings
+from agentd.daemon.budget import RunBudget, charged
 from agentd.daemon.commit import LeaseLostError, StepCommitter
 from agentd.daemon.intake import Selection, chunks
 from agentd.daemon.queue import TaskQueue
-from agentd.datasets import tasks_path
+from agentd.daemon.submission import SubmitRequest, parse_submit, task_ids_arg, valid_run_id
+from agentd.datasets import corpus_version, tasks_path
 from agentd.episode.fewshot import load_examples
 from agentd.episode.lease import Lease
 from agentd.episode.prompts import FewShotExample
 from agentd.episode.runner import EpisodeRunner
-from agentd.errors import AgentdError, PolicyError, UsageError
+from agentd.errors import AgentdError, PolicyError, PromptTooLongError, UsageError
 from agentd.logging import get_logger, log_context
 from agentd.metrics import Metrics
 from agentd.policies.base import Policy
@@ -37,6 +39,7 @@ from agentd.sandbox import Sandbox
 from agentd.state import EstimateCounter, StateStore, TokenCounter
 from agentd.state.counters import counter_for
 from agentd.trajectories import TrajectoryWriter
+from agentd.verify import Verifier
 
 log = get_logger(__name__)
 
@@ -54,15 +57,19 @@ class Engine:
         self.committer: StepCommitter | None = None
         self.sandbox = Sandbox(settings.sandbox, workspaces_dir=self._path("workspaces"),
                                log_dir=settings.path(settings.sandbox.log_dir))
+        self.verifier = Verifier(self.sandbox)  # one per engine: its task cache is shared
         self.counter: TokenCounter = EstimateCounter()
         self._counters: dict[str, TokenCounter] = {}  # per policy: the actor's /tokenize
         self._http: httpx.AsyncClient | None = None
         self._tg: TaskGroup | None = None
         self._policies: dict[str, Policy] = {}
         self._few_shot: dict[str, list[FewShotExample]] = {}
+        self._corpus_version = ""  # refreshed at start and at every submit (a rebuild between runs)
         self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
         self._in_flight: dict[str, Lease] = {}
         self._paused = False
+        self.pause_reason = ""  # why intake is paused (operator, or a budget cap)
+        self.budget = RunBudget(settings.agentd.budget)
         self._resumed = anyio.Event()
         self._draining = False
         self.only_run: str | None = None  # `agentd run` works on its own run only
@@ -92,9 +99,12 @@ class Engine:
                                        on_durable=self.committer.on_durable)
         self.committer.sink = self.writer
         pending = await self.committer.recover(self.writer)
-        log.info("engine.recovered", requeued_leases=requeued, outbox_pending=len(pending))
+        poisoned = self.committer.poisoned
+        log.info("engine.recovered", requeued_leases=requeued, outbox_pending=len(pending),
+                 outbox_poisoned=poisoned)
         self._pending = pending
-        return {"requeued_leases": requeued, "outbox_pending": len(pending)}
+        return {"requeued_leases": requeued, "outbox_pending": len(pending),
+                "outbox_poisoned": poisoned}
 
     async def start(self, tg: TaskGroup) -> None:
         """Start the writer (replaying the outbox first), the dispatcher and the watchdog."""
@@ -104,6 +114,7 @@ class Engine:
             await self.writer.put(record)
         self._pending = []
         self._tg = tg
+        await self._refresh_corpus_version()
         tg.start_soon(self._dispatch, tg)
         tg.start_soon(self._watchdog)
 
@@ -138,6 +149,9 @@ class Engine:
         """Apply what can change live (concurrency); list what needs a restart."""
         old = self.settings
         changes: dict[str, Any] = {}
+        if new.agentd.budget != old.agentd.budget:
+            self.budget.config = new.agentd.budget
+            changes["budget"] = new.agentd.budget.model_dump()
         if new.agentd.episodes.concurrency != old.agentd.episodes.concurrency:
             self._slots.total_tokens = new.agentd.episodes.concurrency
             changes["episodes.concurrency"] = new.agentd.episodes.concurrency
@@ -152,57 +166,62 @@ class Engine:
 
     # ---------------------------------------------------------------- control
 
-    def pause(self) -> None:
+    def pause(self, reason: str = "paused by the operator") -> None:
+        if not self._paused:
+            self._resumed = anyio.Event()
         self._paused = True
-        self._resumed = anyio.Event()
+        self.pause_reason = reason
 
     def resume(self) -> None:
         self._paused = False
+        self.pause_reason = ""
         self._resumed.set()
 
+    def _budget_reached(self, reason: str) -> None:
+        if not self._paused:
+            log.warning("engine.budget_paused", reason=reason)
+            self.pause(reason)
+
     async def submit(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Queue tasks (admin ``submit``): by split, ids or a tasks file, × episodes."""
+        """Queue tasks (admin ``submit``): by split, ids or a tasks file, × episodes. Every
+        argument is checked before anything is committed (``daemon/submission.py``)."""
         assert self.queue is not None
-        episodes = int(args.get("episodes", self.settings.agentd.episodes.episodes_per_task))
-        policy = str(args.get("policy", self.settings.agentd.episodes.default_policy))
-        if policy not in ("reference", "actor", "teacher"):
-            raise UsageError(f"unknown policy {policy!r} (reference, actor, teacher)")
-        run_id = str(args.get("run_id") or new_run_id(policy))
-        route, k = args.get("route"), int(args.get("min_failures", 2))
-        selection = await self._selection(args, route, k)
+        req = await anyio.to_thread.run_sync(parse_submit, self.settings, args, new_run_id)
+        selection = await self._selection(req)
+        await self._refresh_corpus_version()
         tasks = added = 0
         batches = chunks(selection)
         while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
-            added += await self.queue.submit(run_id, batch, episodes=episodes, policy=policy)
+            added += await self.queue.submit(req.run_id, batch, episodes=req.episodes,
+                                             policy=req.policy)
             tasks += len(batch)
         await self.queue.record_submission(
-            run_id, policy=policy, split=str(args.get("split", "")), tasks=tasks,
-            episodes=added, route=route, min_failures=k if route else None)
-        log.info("engine.submitted", run_id=run_id, tasks=tasks, episodes=added)
-        return {"run_id": run_id, "tasks": tasks, "episodes_added": added, "policy": policy,
-                "route": route}
+            req.run_id, policy=req.policy, split=req.split, tasks=tasks, episodes=added,
+            route=req.route, min_failures=req.min_failures if req.route else None)
+        log.info("engine.submitted", run_id=req.run_id, tasks=tasks, episodes=added)
+        return {"run_id": req.run_id, "tasks": tasks, "episodes_added": added,
+                "policy": req.policy, "route": req.route}
 
-    async def _selection(self, args: dict[str, Any], route: Any, k: int) -> Selection:
+    async def _refresh_corpus_version(self) -> None:
+        processed = self.settings.path(self.settings.agentd.paths.processed_data)
+        self._corpus_version = await anyio.to_thread.run_sync(corpus_version, processed)
+
+    async def _selection(self, req: SubmitRequest) -> Selection:
         """The tasks a submission asks for; difficulty routing keeps the actor's failures."""
         assert self.queue is not None
-        split = str(args.get("split", self.settings.agentd.episodes.default_split))
-        path = args.get("tasks_file")
-        source = self.settings.path(Path(str(path))) if path else tasks_path(self.settings, split)
-        if not source.exists():
-            raise UsageError(f"no tasks at {source} (run `agentd data build` first)")
+        if not req.source.exists():
+            raise UsageError(f"no tasks at {req.source} (run `agentd data build` first)")
         only = None
-        if route is not None:
-            if route != "actor_failed":
-                raise UsageError(f"unknown route {route!r} (actor_failed)")
-            only = frozenset(await self.queue.failed_by("actor", k))
-        limit = int(args["limit"]) if args.get("limit") is not None else None
-        return Selection(source, frozenset(args.get("task_ids") or []), limit, only)
+        if req.route is not None:
+            only = frozenset(await self.queue.failed_by("actor", req.min_failures))
+        return Selection(req.source, req.task_ids, req.limit, only)
 
     async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.queue is not None
         if not args.get("run_id"):
             raise UsageError("cancel needs run_id=")
-        n = await self.queue.cancel(str(args["run_id"]), list(args.get("task_ids") or []))
+        run_id = valid_run_id(args["run_id"])
+        n = await self.queue.cancel(run_id, sorted(task_ids_arg(args.get("task_ids"))))
         return {"cancelled": n}
 
     # ---------------------------------------------------------------- dispatch
@@ -235,6 +254,9 @@ class Engine:
             except LeaseLostError:
                 log.warning("episode.lease_lost")
                 return
+            except PromptTooLongError as exc:  # the same prompt would overflow again: no retry
+                self.metrics.inc("prompts_too_long")
+                await self._fail(lease, f"prompt_too_long: {exc}", retry=False)
             except (PolicyError, TimeoutError, AgentdError) as exc:
                 await self._fail(lease, f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # a bug in one episode must not stop the others
@@ -250,10 +272,10 @@ class Engine:
                 self._forget(lease)
                 self._slots.release_on_behalf_of(slot)
 
-    async def _fail(self, lease: Lease, error: str) -> None:
+    async def _fail(self, lease: Lease, error: str, *, retry: bool = True) -> None:
         assert self.queue is not None
         with anyio.CancelScope(shield=True):
-            status = await self.queue.finish(lease, error=error[:500])
+            status = await self.queue.finish(lease, error=error[:500], retry=retry)
         self.metrics.inc(f"episodes_{status}")
         log.warning("episode.failed", error=error[:500], status=status)
 
@@ -265,11 +287,13 @@ class Engine:
     def _runner(self) -> EpisodeRunner:
         assert self.store is not None and self.committer is not None
         return EpisodeRunner(
-            settings=self.settings, sandbox=self.sandbox, store=self.store,
+            settings=self.settings, sandbox=self.sandbox, verifier=self.verifier,
+            store=self.store,
             policy_for=self.policy, counter=self.counter, counters=self._counters,
-            commit=self.committer.commit,
+            commit=charged(self.committer, self.budget, self._budget_reached),
             metrics=self.metrics, should_stop=lambda: self._draining,
-            ast_grep_version=self.sandbox.ast_grep_version, few_shot=self._few_shot)
+            ast_grep_version=self.sandbox.ast_grep_version, few_shot=self._few_shot,
+            corpus_version=self._corpus_version)
 
     async def policy(self, name: str) -> Policy:
         """The policy for ``name``, built once (connection pools are shared by episodes)."""
@@ -284,6 +308,11 @@ class Engine:
             if health is not None and self._tg is not None:
                 self._tg.start_soon(health)  # probes /health + /v1/models, closes circuits
             if name == "actor" and self.settings.actors.actors:
+                # One health pass first: it learns each actor's real max_model_len, which
+                # the first prompt must already fit.
+                check = getattr(self._policies[name], "check_health", None)
+                if check is not None:
+                    await check()
                 self._counters[name] = await self._actor_counter()
             if name == "teacher":
                 n = self.settings.teacher_prompts.few_shot
@@ -318,7 +347,8 @@ class Engine:
     def quick_status(self) -> dict[str, Any]:
         c = self.metrics.counters
         state = "draining" if self._draining else "paused" if self._paused else "running"
-        return {"state": state, "in_flight": len(self._in_flight), "steps": c["steps"],
+        return {"state": state, "paused_reason": self.pause_reason if self._paused else "",
+                "in_flight": len(self._in_flight), "steps": c["steps"],
                 "verified_steps": c["verified_steps"]}
 
     async def status(self) -> dict[str, Any]:
@@ -327,6 +357,9 @@ class Engine:
         c = self.metrics.counters
         return {
             "state": self.quick_status()["state"],
+            "paused_reason": self.pause_reason if self._paused else "",
+            "budget": {"caps": self.settings.agentd.budget.model_dump(),
+                       "runs": self.budget.statistics()},
             "uptime_s": round(time.time() - self._started, 1),
             "queue": counts,
             "episodes": {"in_flight": len(self._in_flight),
@@ -335,6 +368,8 @@ class Engine:
                          "dead": c["episodes_dead"]},
             "steps": {"total": c["steps"], "verified": c["verified_steps"],
                       "parse_failures": c["parse_failures"],
+                      "prompts_shrunk": c["prompts_shrunk"],
+                      "prompts_too_long": c["prompts_too_long"],
                       "sandbox_failures": c["sandbox_failures"],
                       "final_matches": c["final_matches"]},
             "dead_letters": await self.queue.dead_letters(5),

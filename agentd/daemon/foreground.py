@@ -19,9 +19,11 @@ from typing import Any
 
 import anyio
 
-from agentd.config import Settings, load_settings
+from agentd.config import MAX_EPISODES_PER_TASK, Settings, load_settings
 from agentd.daemon.engine import Engine, new_run_id
 from agentd.daemon.lock import StateLock
+from agentd.daemon.preflight import preflight
+from agentd.daemon.submission import MAX_LIMIT, bounded_int, known_split, valid_run_id
 from agentd.datasets import tasks_path
 from agentd.logging import get_logger, setup_logging, shutdown_logging
 from agentd.progress import Progress
@@ -75,6 +77,10 @@ async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[st
                 if counts["queued"] + counts["leased"] == 0:
                     tg.cancel_scope.cancel()
                     break
+                if engine.pause_reason and counts["leased"] == 0:  # a budget cap: stop here
+                    print(f"\nagentd run: {engine.pause_reason}", file=sys.stderr)
+                    tg.cancel_scope.cancel()
+                    break
                 await anyio.sleep(0.25)
     progress.close()
     return await engine.queue.counts(opts.run_id)
@@ -90,8 +96,8 @@ async def _stop_on_signal(signals: Any, scope: anyio.CancelScope) -> None:
 async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]:
     engine = Engine(settings)
     engine.only_run = opts.run_id
-    await engine.open()
     try:
+        await engine.open()  # inside: a failure here still closes what it opened
         # Submitting first lets a bad policy or split fail before any task starts.
         submitted = await engine.submit({"split": opts.split, "policy": opts.policy,
                                          "limit": opts.limit, "episodes": opts.episodes,
@@ -118,11 +124,16 @@ async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]
 
 
 def _options(args: argparse.Namespace, settings: Settings) -> RunOptions:
+    """The run's options, each checked before anything is opened or committed."""
     ep = settings.agentd.episodes
     policy = args.policy or ep.default_policy
-    return RunOptions(split=args.split or ep.default_split, policy=policy, limit=args.limit,
-                      episodes=args.episodes or ep.episodes_per_task,
-                      run_id=args.run_id or new_run_id(policy), progress=not args.no_progress)
+    given = {"episodes": args.episodes, "limit": args.limit}
+    return RunOptions(
+        split=known_split(settings, args.split or ep.default_split), policy=policy,
+        limit=bounded_int(given, "limit", None, 1, MAX_LIMIT),
+        episodes=bounded_int(given, "episodes", ep.episodes_per_task, 1,
+                             MAX_EPISODES_PER_TASK) or 1,
+        run_id=valid_run_id(args.run_id or new_run_id(policy)), progress=not args.no_progress)
 
 
 def _print_summary(summary: dict[str, Any], problems: list[str]) -> None:
@@ -141,10 +152,11 @@ def _print_summary(summary: dict[str, Any], problems: list[str]) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    opts = _options(args, settings)  # every argument checked before anything is opened
+    preflight(settings)
     lg = settings.agentd.logging
     setup_logging(settings.path(lg.file), level=lg.level, max_bytes=lg.max_bytes,
                   backups=lg.backups, stderr=False)
-    opts = _options(args, settings)
     lock = StateLock(settings.path(settings.agentd.paths.lock_file))
     try:
         anyio.run(ensure_corpus, settings, args.config, opts.split)

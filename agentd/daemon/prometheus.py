@@ -11,6 +11,7 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import SocketStream, TaskStatus
 
+from agentd.errors import ConfigError
 from agentd.logging import get_logger
 
 log = get_logger(__name__)
@@ -19,7 +20,11 @@ _MAX_REQUEST = 8192
 
 async def serve_metrics(port: int, render: Callable[[], str], *,
                         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+    try:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+    except OSError as exc:
+        raise ConfigError(f"metrics.prometheus_port: cannot listen on 127.0.0.1:{port}: "
+                          f"{exc.strerror or exc}") from None
     log.info("metrics.listening", port=port)
     task_status.started()
 

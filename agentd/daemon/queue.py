@@ -22,7 +22,8 @@ import aiosqlite
 import msgspec
 
 from agentd.episode.lease import Lease
-from agentd.records import Task
+from agentd.errors import UsageError
+from agentd.records import Task, Usage
 
 Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS episode_results (
     PRIMARY KEY (run_id, task_id, episode)
 );
 CREATE INDEX IF NOT EXISTS results_by_policy ON episode_results(policy, task_id);
+CREATE TABLE IF NOT EXISTS run_spend (
+    run_id TEXT PRIMARY KEY,
+    cost_usd REAL NOT NULL,
+    tokens INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS submissions (
     run_id TEXT NOT NULL,
     policy TEXT NOT NULL,
@@ -86,6 +92,14 @@ STATUSES = ("queued", "leased", "done", "failed", "dead", "cancelled")
 _files_encoder = msgspec.json.Encoder()
 _files_decoder = msgspec.json.Decoder(dict[str, str])
 _task_decoder = msgspec.json.Decoder(Task)
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a run's committed steps have cost so far (durable: it survives restarts)."""
+
+    cost_usd: float = 0.0
+    tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,8 +133,7 @@ class TaskQueue:
         added = 0
         async with self._tx() as db:
             for task in tasks:
-                await db.execute("INSERT OR IGNORE INTO tasks(task_id, body) VALUES (?, ?)",
-                                 (task.task_id, msgspec.json.encode(task)))
+                await self._store_task(db, task)
                 rows = [(run_id, task.task_id, ep, policy, task.split, now, now)
                         for ep in range(episodes)]
                 cur = await db.executemany(
@@ -128,6 +141,28 @@ class TaskQueue:
                     " enqueued_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)", rows)
                 added += max(cur.rowcount, 0)
         return added
+
+    async def _store_task(self, db: aiosqlite.Connection, task: Task) -> None:
+        """Store ``task``'s body under its id. A rebuilt task (same id, new files or gold)
+        replaces the old body, unless a live episode still runs on it: then the submission
+        is refused, naming the task and the run, rather than mixing two versions."""
+        body = msgspec.json.encode(task)
+        cur = await db.execute("SELECT body FROM tasks WHERE task_id=?", (task.task_id,))
+        row = await cur.fetchone()
+        if row is None:
+            await db.execute("INSERT INTO tasks(task_id, body) VALUES (?, ?)",
+                             (task.task_id, body))
+            return
+        if bytes(row[0]) == body:
+            return
+        cur = await db.execute(
+            "SELECT run_id FROM queue WHERE task_id=? AND status IN ('queued', 'leased')"
+            " LIMIT 1", (task.task_id,))
+        live = await cur.fetchone()
+        if live is not None:
+            raise UsageError(f"task {task.task_id} differs from the version run {live[0]} "
+                             "is still working on; let that run finish or cancel it first")
+        await db.execute("UPDATE tasks SET body=? WHERE task_id=?", (body, task.task_id))
 
     async def record_submission(self, run_id: str, *, policy: str, split: str, tasks: int,
                                 episodes: int, route: str | None = None,
@@ -228,13 +263,30 @@ class TaskQueue:
             (lease.run_id, lease.task_id, lease.episode, lease.policy, int(final_match), steps,
              time.time()))
 
-    async def finish(self, lease: Lease, *, error: str | None = None) -> str:
-        """End a lease: ``done``; after an error ``queued`` again, or ``dead`` when out of tries."""
+    async def charge_in(self, db: aiosqlite.Connection, run_id: str, usage: Usage) -> Spend:
+        """Add one step's usage to its run's spend, in the step's own transaction; the totals.
+
+        In the commit transaction a step is charged exactly when it is committed, so a
+        restart goes on from what the run really spent instead of from zero.
+        """
+        cur = await db.execute(
+            "INSERT INTO run_spend(run_id, cost_usd, tokens) VALUES (?, ?, ?)"
+            " ON CONFLICT(run_id) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd,"
+            " tokens = tokens + excluded.tokens RETURNING cost_usd, tokens",
+            (run_id, usage.cost_usd, usage.prompt_tokens + usage.completion_tokens))
+        row = await cur.fetchone()
+        await cur.close()
+        return Spend(float(row[0]), int(row[1])) if row else Spend()
+
+    async def finish(self, lease: Lease, *, error: str | None = None, retry: bool = True) -> str:
+        """End a lease: ``done``; after an error ``queued`` again, or ``dead`` when out of tries
+        or when another try cannot help (``retry=False``: the prompt does not fit)."""
         self._leased_here -= 1
         if error is None:
             status = "done"
         else:
-            status = "dead" if lease.attempts >= self.max_attempts else "queued"
+            out_of_tries = lease.attempts >= self.max_attempts or not retry
+            status = "dead" if out_of_tries else "queued"
         async with self._tx() as db:
             await db.execute(
                 "UPDATE queue SET status=?, last_error=?, lease_id=NULL, updated_at=?"

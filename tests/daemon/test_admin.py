@@ -142,7 +142,9 @@ class TestHostileClients:
     async def test_too_many_clients_are_refused_others_served(self, server: AdminServer) -> None:
         """Beyond max_clients new connections are refused while existing ones still work."""
         streams = [await anyio.connect_unix(server.socket_path) for _ in range(4)]
-        await anyio.sleep(0.1)
+        with anyio.fail_after(60):  # wait until the server has admitted all four
+            while server.statistics().connections_active < 4:
+                await anyio.sleep(0.01)
         [reply] = await raw_exchange(server.socket_path, b'{"id":1,"cmd":"ping"}\n')
         assert reply["error"]["class"] == "Busy"
         await streams[0].send(b'{"id":2,"cmd":"ping"}\n')
