@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from agentd.reports.evaluation import RunEvaluation
 from agentd.reports.metrics import ReportData
 
 
@@ -56,6 +58,27 @@ def precision_per_group(data: ReportData, out: Path) -> Path:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("precision (verified / steps)")
     ax.set_title("Precision per policy / teacher")
+    return _save(fig, out)
+
+
+def success_per_run(runs: Sequence[RunEvaluation], ks: Sequence[int], out: Path) -> Path:
+    """Grouped bars: episode success, each pass@k and precision, one colour per run."""
+    names = ["success", *(f"pass@{k}" for k in ks), "precision"]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(names) * max(1, len(runs))), 4))
+    width = 0.8 / max(1, len(runs))
+    for i, run in enumerate(runs):
+        s = run.overall
+        values = [s.success, *(s.pass_at(k) for k in ks), s.precision]
+        xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(names))]
+        bars = ax.bar(xs, [v or 0.0 for v in values], width, label=run.label)
+        ax.bar_label(bars, labels=["—" if v is None else f"{v:.2f}" for v in values],
+                     fontsize=7)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("rate")
+    ax.set_title("Episode success, pass@k and precision per run")
+    if runs:
+        ax.legend(fontsize=8)
     return _save(fig, out)
 
 

@@ -2,7 +2,8 @@
 
 A *group* is the policy kind plus the endpoint that answered (``teacher/minimax-m2``,
 ``teacher/glm-4.6``, ``actor/actor0``, ``reference/in-process``), so a teacher's fallback shows
-as its own row. Precision is verified steps over all steps.
+as its own row. Precision is verified writing steps over writing steps: read steps are neutral
+and ``submit`` is judged by the episode (``agentd eval`` reports episode success and pass@k).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class GroupMetrics:
     name: str
     steps: int = 0
     verified_steps: int = 0
+    write_steps: int = 0
+    verified_writes: int = 0
     parse_failures: int = 0
     final_matches: int = 0
     episodes_done: int = 0
@@ -39,6 +42,10 @@ class GroupMetrics:
     def add(self, r: TrajectoryRecord) -> None:
         self.steps += 1
         self.verified_steps += r.verified
+        # Records from before step kinds were all judged as writes.
+        if (r.reward.step_kind or "write") == "write":
+            self.write_steps += 1
+            self.verified_writes += r.verified
         self.parse_failures += r.parse_error is not None
         self.reward_sum += r.reward.total
         self.episodes.add((r.run_id, r.task_id, r.episode))
@@ -54,7 +61,7 @@ class GroupMetrics:
 
     @property
     def precision(self) -> float:
-        return self.verified_steps / self.steps if self.steps else 0.0
+        return self.verified_writes / self.write_steps if self.write_steps else 0.0
 
     @property
     def final_match_rate(self) -> float:
@@ -85,6 +92,7 @@ class ReportData:
     timeline: list[tuple[str, bool]] = field(default_factory=list)  # (created_at, verified)
     bad_lines: int = 0
     runs: set[str] = field(default_factory=set)
+    corpora: dict[str, set[str]] = field(default_factory=dict)  # run -> corpus versions seen
 
     @property
     def total_steps(self) -> int:
@@ -110,6 +118,7 @@ def collect(paths: Iterable[Path], run_id: str | None = None) -> ReportData:
         name = group_name(item)
         data.groups.setdefault(name, GroupMetrics(name)).add(item)
         data.runs.add(item.run_id)
+        data.corpora.setdefault(item.run_id, set()).add(item.provenance.corpus_version)
         if len(data.timeline) < _MAX_SAMPLES:
             data.timeline.append((item.created_at, item.verified))
     return data

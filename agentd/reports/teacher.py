@@ -37,6 +37,8 @@ def dataset_section(processed_dir: Path) -> list[str]:
     rows = [[name, str(s.get("tasks", 0)), str(len(s.get("by_recipe", {})))]
             for name, s in sorted(splits.items())]
     lines = _table(["split", "tasks", "recipes"], rows)
+    if stats.get("corpus_version"):
+        lines += ["", f"Corpus version (current build): `{stats['corpus_version']}`"]
     dropped = stats.get("drop_reasons") or stats.get("dropped") or {}
     if dropped:
         lines += ["", "Dropped while building: " + ", ".join(
@@ -44,25 +46,47 @@ def dataset_section(processed_dir: Path) -> list[str]:
     return lines
 
 
+def _eval_link(eval_md: Path | None) -> str:
+    if eval_md is not None and eval_md.exists():
+        # Relative, so the link holds wherever the reports directory is copied.
+        return "[the evaluation](../eval/eval.md)"
+    return "`agentd eval RUN [RUN ...]` writes them to `reports/eval/eval.md`"
+
+
 def render_markdown(data: ReportData, *, dataset: list[str], routing: list[dict[str, Any]],
-                    images: dict[str, str], run_id: str | None) -> str:
+                    images: dict[str, str], run_id: str | None,
+                    eval_md: Path | None = None) -> str:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     scope = f"run `{run_id}`" if run_id else f"{len(data.runs)} run(s)"
     lines = [
         "# Teacher and policy metrics", "",
         f"Generated {now} over {scope}: {data.total_steps} steps, "
         f"**{data.total_verified} verified steps**.", "",
-        "Precision = verified steps / steps. A step is verified when its output parsed, the "
-        "action ran cleanly in the jail and it made no regression against the gold.", "",
+        "Precision = verified writing steps / writing steps. A writing step is verified when "
+        "its output parsed, the action ran cleanly in the jail, it made no unrelated change "
+        "and it moved the workspace toward an accepted final state; read steps are neutral. "
+        "Episode success and pass@k per policy, recipe and difficulty: "
+        f"{_eval_link(eval_md)}.", "",
         *_table(_COLUMNS, [_row(g) for _, g in sorted(data.groups.items())]), "",
     ]
     if data.bad_lines:
         lines += [f"{data.bad_lines} line(s) could not be read (see `agentd trajectories "
                   "verify`).", ""]
     lines += ["## Charts", ""] + [f"![{alt}]({src})" for alt, src in images.items()] + [""]
+    lines += ["## Runs and their corpus", "", *_corpus_lines(data), ""]
     lines += ["## Teacher routing", "", *_routing_lines(routing), ""]
     lines += ["## Dataset", "", *dataset, ""]
     return "\n".join(lines)
+
+
+def _corpus_lines(data: ReportData) -> list[str]:
+    """Which corpus version (``stats.json``'s ``corpus_version``) each run's records name."""
+    if not data.corpora:
+        return ["_No runs._"]
+    rows = [[run, ", ".join(sorted(v or "unknown (recorded before corpus versions)"
+                                   for v in versions))]
+            for run, versions in sorted(data.corpora.items())]
+    return _table(["run", "corpus version"], rows)
 
 
 def _routing_lines(routing: list[dict[str, Any]]) -> list[str]:
@@ -85,7 +109,8 @@ def write_report(data: ReportData, out_dir: Path, *, processed_dir: Path,
             data, out_dir / "precision.png").name,
     }
     text = render_markdown(data, dataset=dataset_section(processed_dir), routing=routing,
-                           images=images, run_id=run_id)
+                           images=images, run_id=run_id,
+                           eval_md=out_dir.parent / "eval" / "eval.md")
     target = out_dir / "metrics.md"
     with atomic_output(target) as f:
         f.write(text.encode())
