@@ -108,24 +108,79 @@ def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     tsub = tr.add_subparsers(dest="traj_cmd", required=True, parser_class=_Parser)
     for name, help_ in (("stats", "counts per run, policy and reward"),
                         ("verify", "duplicates, gaps, schema errors, torn lines"),
-                        ("export", "write jsonl, parquet or SRL step data")):
+                        ("export", "write jsonl, parquet, SRL, SFT or GRPO-group data")):
         p = _add(tsub, name, f"agentd.trajectories.commands:{name}_command", help_)
         _config_arg(p)
         p.add_argument("paths", nargs="+", type=Path)
         if name == "export":
-            p.add_argument("--format", choices=("jsonl", "parquet", "srl"), default="jsonl")
-            p.add_argument("--out", type=Path, required=True)
-            p.add_argument("--verified-only", action="store_true")
-            p.add_argument("--policy", default=None)
-            p.add_argument("--split", default=None)
-            p.add_argument("--tasks", type=Path, action="append", default=None,
-                           help="tasks.jsonl file or dir for SRL context, repeatable "
-                                "(default: the configured processed data)")
+            _export_args(p)
+
+    p = _add(sub, "verify", "agentd.verify.commands:verify_command",
+             "judge a directory as a task's solution; print the verdict as JSON "
+             "(exit 0 accepted, 1 rejected)")
+    _config_arg(p)
+    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument("dir", type=Path, metavar="DIR", help="the solution's files")
+    p.add_argument("--tasks", type=Path, action="append", default=None,
+                   help="tasks.jsonl file or dir, repeatable (default: the processed data)")
 
     p = _add(sub, "report", "agentd.reports.commands:report_command",
              "write reports/teacher/metrics.md and charts")
     _config_arg(p)
     p.add_argument("--run-id", default=None)
+
+    p = _add(sub, "eval", "agentd.reports.commands:eval_command",
+             "episode success, pass@k, precision and steps of runs side by side; "
+             "writes reports/eval/eval.md, eval.json and eval.png")
+    _config_arg(p)
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="a run id under the trajectories directory or a path to its shards; "
+                        "LABEL=RUN names its column")
+    p.add_argument("--k", default="1,5", help="pass@k for these k, comma-separated (a task "
+                   "counts for pass@k when it has at least k finished episodes)")
+    p.add_argument("--split", default=None, help="only records of this split")
+    p.add_argument("--policy", default=None, help="KIND or KIND/MODEL")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report directory (default: reports/eval under the project)")
+    p.add_argument("--tasks", type=Path, action="append", default=None,
+                   help="tasks.jsonl file or dir for recipes and difficulty, repeatable "
+                        "(default: the configured processed data)")
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("jsonl", "parquet", "srl", "sft", "groups"),
+                   default="jsonl")
+    p.add_argument("--out", type=Path, required=True,
+                   help="the data file (sft/groups: *.parquet for Parquet, else JSON lines); "
+                        "a README.md dataset card is written beside it")
+    p.add_argument("--verified-only", action="store_true")
+    p.add_argument("--policy", default=None, help="KIND or KIND/MODEL")
+    p.add_argument("--split", default=None)
+    p.add_argument("--recipe", default=None, help="only tasks built by this recipe")
+    p.add_argument("--min-reward", type=float, default=None,
+                   help="a step's total (sft episodes: the episode's return) at least this")
+    p.add_argument("--sft-unit", choices=("step", "episode"), default="step",
+                   help="sft: a row per verified step, or per accepted episode")
+    p.add_argument("--sft-shape", choices=("messages", "prompt-completion"),
+                   default="messages", help="sft: one messages list, or prompt + completion")
+    p.add_argument("--epsilon", type=float, default=1e-6,
+                   help="groups: drop groups whose reward std is below this")
+    p.add_argument("--tasks", type=Path, action="append", default=None,
+                   help="tasks.jsonl file or dir for SRL context, recipes and licenses, "
+                        "repeatable (default: the configured processed data)")
+
+
+def _view_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = _add(sub, "view", "agentd.viewer.commands:view_command",
+             "write a static HTML viewer of a run's trajectories (optionally serve it)")
+    _config_arg(p)
+    p.add_argument("run_id", metavar="RUN_ID", help="a run under the trajectories directory, "
+                   "or a path to shard files")
+    p.add_argument("--out", type=Path, default=None,
+                   help="site directory (default: reports/view/RUN_ID)")
+    p.add_argument("--page-size", type=int, default=100, help="rows per listing page")
+    p.add_argument("--serve", action="store_true", help="serve the site on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="port for --serve (0: any free)")
 
 
 def build_parser() -> _Parser:
@@ -136,6 +191,7 @@ def build_parser() -> _Parser:
     _ctl_parser(sub)
     _data_parsers(sub)
     _tool_parsers(sub)
+    _view_parser(sub)
     return parser
 
 

@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agentd.errors import ConfigError
+from agentd.fileio import FileRefused, read_regular
+from agentd.profiles import DEFAULT_PROFILES, ProviderProfile
 
 DEFAULT_CONFIG = Path("configs/agentd.yaml")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +74,9 @@ class DaemonConfig(_Model):
     status_interval_s: float = Field(default=5.0, gt=0)
 
 
+MAX_EPISODES_PER_TASK = 64  # also the bound of a `submit` request's episodes
+
+
 class EpisodesConfig(_Model):
     concurrency: int = Field(default=4, ge=1, le=256)
     max_steps: int = Field(default=8, ge=1, le=64)
@@ -73,7 +85,7 @@ class EpisodesConfig(_Model):
     episode_timeout_s: float = Field(default=1200.0, gt=0)
     default_policy: str = "reference"
     default_split: str = "dev"
-    episodes_per_task: int = Field(default=1, ge=1, le=64)
+    episodes_per_task: int = Field(default=1, ge=1, le=MAX_EPISODES_PER_TASK)
 
 
 class QueueConfig(_Model):
@@ -111,6 +123,14 @@ class StateConfig(_Model):
     busy_timeout_ms: int = Field(default=10000, ge=0)
 
 
+class BudgetConfig(_Model):
+    """Per-run caps: when a run's committed steps reach one, intake pauses (``ctl status``
+    says why) until ``ctl resume`` or a higher cap on ``ctl reload``. ``None`` is no cap."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
 class MetricsConfig(_Model):
     prometheus_port: int | None = Field(default=None, ge=1, le=65535)
 
@@ -138,6 +158,7 @@ class AgentdConfig(_Model):
     writer: WriterConfig = WriterConfig()
     state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
+    budget: BudgetConfig = BudgetConfig()
     files: FilesConfig = FilesConfig()
 
 
@@ -150,7 +171,10 @@ class SandboxLimits(_Model):
     address_space_mb: int = Field(default=2048, ge=64)
     file_size_mb: int = Field(default=16, ge=1)
     open_files: int = Field(default=256, ge=16)
-    processes: int = Field(default=64, ge=1)
+    processes: int = Field(default=64, ge=2)  # per action (cgroup pids), jailer included
+    memory_mb: int = Field(default=1024, ge=32)  # per action (cgroup): shm, memfd, cache too
+    cpu_cores: float = Field(default=1.0, gt=0, le=256)  # per action, where cpu is available
+    tmp_files: int = Field(default=2000, ge=16)  # inodes in the jail's /tmp
     workspace_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     workspace_files: int = Field(default=2000, ge=1)
     output_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -166,6 +190,7 @@ class SandboxConfig(_Model):
 
     jailer: Literal["bwrap", "firejail", "nsjail", "none"] = "bwrap"
     allow_unjailed: bool = False
+    cgroup: Literal["auto", "v2", "v1", "none"] = "auto"  # none: warned, never picked by auto
     binaries: list[str] = ["ast-grep", "python", "pytest"]
     uid: int = Field(default=65534, ge=1)
     gid: int = Field(default=65534, ge=1)
@@ -182,6 +207,14 @@ class SandboxConfig(_Model):
             raise ValueError("jailer 'none' runs actions unjailed; set allow_unjailed: true")
         return self
 
+    @model_validator(mode="after")
+    def _nsjail_unavailable(self) -> SandboxConfig:
+        # Named in the plan, so refused by name (not as an unknown value) before any run.
+        if self.jailer == "nsjail":
+            raise ValueError("jailer 'nsjail' is unavailable: Debian 12 has no package for it "
+                             "and agentd does not build it; use bwrap or firejail")
+        return self
+
 
 # ---------------------------------------------------------------- vllm_actors.yaml
 
@@ -194,10 +227,17 @@ class ActorConfig(_Model):
     gpu_ids: list[int] = []
     served_model_name: str = "qwen3-14b-awq"
     model: str = "Qwen/Qwen3-14B-AWQ"
-    quantization: str | None = "awq"
+    # None lets vLLM read the checkpoint's own config: an AWQ checkpoint then runs on the fast
+    # awq_marlin kernel, where an explicit "awq" would force the slow one.
+    quantization: str | None = None
+    profile: str = "qwen3-nothink"  # a name in `profiles`
+    reasoning_parser: str | None = None  # vLLM --reasoning-parser (e.g. qwen3) for `field` profiles
     tensor_parallel_size: int = Field(default=1, ge=1, le=16)
     max_model_len: int = Field(default=8192, ge=256)
     max_concurrent_requests: int = Field(default=16, ge=1, le=1024)
+    # vLLM on CPU crashes on chunked prefill with a per-request seed: a batch budget of at least
+    # the context (the default) keeps every prompt in one chunk.
+    max_num_batched_tokens: int | None = Field(default=None, ge=256)
 
     @property
     def base_url(self) -> str:
@@ -212,6 +252,9 @@ class ClientConfig(_Model):
     backoff_max_s: float = Field(default=8.0, ge=0)
     circuit_failures: int = Field(default=5, ge=1)
     circuit_reset_s: float = Field(default=15.0, gt=0)
+    # 429s wait for the server's Retry-After (else the backoff) without using up max_retries,
+    # up to this much waiting per request.
+    throttle_max_wait_s: float = Field(default=300.0, ge=0)
     health_interval_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=64, ge=1, le=4096)  # per endpoint pool
     stream: bool = False  # SSE streaming: adds time-to-first-token to each Generation
@@ -220,8 +263,10 @@ class ClientConfig(_Model):
 
 
 class SamplingConfig(_Model):
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    top_p: float = Field(default=0.95, gt=0, le=1)
+    """A section's sampling; ``None`` fields fall back to the endpoint profile's recommendation."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int = Field(default=1024, ge=1, le=32768)
     seed: int | None = 0
     structured_output: bool = True
@@ -234,19 +279,25 @@ class TeacherEndpoint(_Model):
     api_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     price_prompt_per_m: float = Field(default=0.0, ge=0)
     price_completion_per_m: float = Field(default=0.0, ge=0)
+    # Prompt tokens served from the provider's cache (usage.prompt_tokens_details.cached_tokens);
+    # None prices them as uncached.
+    price_cached_prompt_per_m: float | None = Field(default=None, ge=0)
     max_concurrent_requests: int = Field(default=8, ge=1, le=1024)
+    profile: str = "openai-compatible"  # a name in `profiles`
 
 
 class TeachersConfig(_Model):
     primary: TeacherEndpoint = TeacherEndpoint(
         name="minimax-m2", base_url="https://api.minimax.io/v1", model="MiniMax-M2",
         api_key_env="MINIMAX_API_KEY", price_prompt_per_m=0.3, price_completion_per_m=1.2,
+        price_cached_prompt_per_m=0.03, profile="minimax-m2",
     )
     fallback: TeacherEndpoint | None = TeacherEndpoint(
         name="glm-4.6", base_url="https://api.z.ai/api/paas/v4", model="glm-4.6",
         api_key_env="ZAI_API_KEY", price_prompt_per_m=0.6, price_completion_per_m=2.2,
+        price_cached_prompt_per_m=0.11, profile="glm-4.6",
     )
-    sampling: SamplingConfig = SamplingConfig(temperature=0.2, structured_output=False)
+    sampling: SamplingConfig = SamplingConfig(structured_output=False)
     env_file: Path = Path(".env.local")  # keys not in the environment are read from here
 
 
@@ -257,6 +308,29 @@ class ActorsConfig(_Model):
     client: ClientConfig = ClientConfig()
     sampling: SamplingConfig = SamplingConfig()
     teachers: TeachersConfig = TeachersConfig()
+    profiles: dict[str, ProviderProfile] = DEFAULT_PROFILES  # merged over the built-in ones
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        return {**DEFAULT_PROFILES, **value} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> ActorsConfig:
+        named = [(f"actor {a.name}", a.profile) for a in self.actors]
+        t = self.teachers
+        named += [(f"teacher {e.name}", e.profile) for e in (t.primary, t.fallback) if e]
+        for who, name in named:
+            if name not in self.profiles:
+                raise ValueError(f"{who}: unknown profile {name!r} "
+                                 f"(one of {', '.join(sorted(self.profiles))})")
+        for a in self.actors:
+            if self.profiles[a.profile].kind != "vllm":
+                raise ValueError(f"actor {a.name}: profile {a.profile!r} is not a vllm profile")
+        return self
+
+    def profile(self, name: str) -> ProviderProfile:
+        return self.profiles[name]
 
 
 # ---------------------------------------------------------------- datasets.yaml
@@ -303,6 +377,23 @@ DatasetEntry = Annotated[
 ]
 
 
+class TaskTestsConfig(_Model):
+    """``build.tests``: which tasks get a ``test_spec`` from CPython's own test suite."""
+
+    enabled: bool = True
+    dataset: str = "cpython-stdlib"  # tasks of this entry are candidates
+    suite: str = "cpython-stdlib-tests"  # the fetched Lib/test tree the tests come from
+    # A gold run must finish within this. Specs run at every episode's end, and a build
+    # runs each several times: fast suites are worth more than a few more tasks.
+    max_seconds: float = Field(default=3.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0)  # the spec's timeout: headroom under load
+    max_support_bytes: int = Field(default=512 * 1024, ge=4096)  # carried by every task
+    max_candidates: int = Field(default=3, ge=1, le=10)  # test modules tried per module
+    # Bounds the build's test runs (a slow suite times many tasks) and spreads the tested
+    # tasks over modules; a module's first tasks in task-id order are tried.
+    max_tasks_per_module: int = Field(default=12, ge=1)
+
+
 class BuildConfig(_Model):
     """How ``agentd data build`` turns corpus files into verified tasks."""
 
@@ -317,6 +408,7 @@ class BuildConfig(_Model):
     workers: int = Field(default=0, ge=0, le=64)
     verify_runs: int = Field(default=2, ge=1, le=5)
     tool_timeout_s: float = Field(default=300.0, gt=0)
+    tests: TaskTestsConfig = TaskTestsConfig()
 
     @model_validator(mode="after")
     def _three_splits(self) -> BuildConfig:
@@ -432,15 +524,26 @@ def _format_error(path: Path, err: ValidationError) -> str:
     return f"{path}: {where}: {first['msg']}{shown}{tail}"
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
 def read_yaml(path: Path) -> Any:
+    """Parse one config file: a regular file under ``MAX_CONFIG_BYTES``, UTF-8, not nested
+    deep enough to exhaust the parser's recursion."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except FileRefused as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -474,7 +577,7 @@ def _hash_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for p in paths:
         digest.update(str(p.name).encode())
-        digest.update(p.read_bytes() if p.exists() else b"")
+        digest.update(read_regular(p, MAX_CONFIG_BYTES) if p.exists() else b"")
     return digest.hexdigest()[:16]
 
 

@@ -1,0 +1,103 @@
+"""The package table of DESIGN.md §2, checked against the imports the code really makes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from agentd.errors import AgentdError
+
+AGENTD = Path(__file__).resolve().parent.parent / "agentd"
+BASE = frozenset({"agentd", "config", "errors", "logging", "fileio", "metrics", "progress",
+                  "profiles"})
+RECORDS = BASE | {"records"}
+# What each package may import (besides itself). A package imports only rows above it.
+ALLOWED: dict[str, frozenset[str]] = {
+    **dict.fromkeys(BASE, BASE),
+    "records": frozenset({"agentd"}),
+    "sandbox": RECORDS,
+    "datasets": RECORDS | {"sandbox"},
+    "verify": RECORDS | {"sandbox"},
+    "state": BASE,
+    "policies": RECORDS,
+    "trajectories": RECORDS,
+    "episode": RECORDS | {"sandbox", "datasets", "verify", "state", "policies",
+                          "trajectories"},
+    "daemon": RECORDS | {"sandbox", "datasets", "verify", "state", "policies",
+                         "trajectories", "episode"},
+    "reports": RECORDS | {"trajectories", "datasets"},
+    "viewer": RECORDS | {"trajectories"},
+    "testing": RECORDS | {"sandbox", "datasets", "verify", "state", "policies", "trajectories",
+                          "episode", "daemon", "reports", "viewer", "cli"},
+    "cli": frozenset({"agentd", "errors"}),  # every command is imported lazily by name
+    "__main__": frozenset({"cli"}),
+}
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] != "__init__" else "agentd"
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(_package(n) for n in names if n == "agentd" or n.startswith("agentd."))
+    return found
+
+
+def _modules() -> list[Path]:
+    return sorted(AGENTD.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(AGENTD)))
+def test_imports_only_rows_above(path: Path) -> None:
+    """Each module imports only the packages its row of the table allows."""
+    package = _package(".".join(("agentd", *path.relative_to(AGENTD).with_suffix("").parts)))
+    wrong = _imports(path) - ALLOWED[package] - {package}
+    assert not wrong, f"{path.relative_to(AGENTD)} ({package}) imports {sorted(wrong)}"
+
+
+def test_daemon_code_never_imports_testing() -> None:
+    """agentd.testing is for tests and benchmarks; no production module reaches it."""
+    offenders = [p for p in _modules() if "testing" in _imports(p)
+                 and p.relative_to(AGENTD).parts[0] != "testing"]
+    assert offenders == []
+
+
+def _exception_classes(path: Path) -> list[tuple[str, list[str]]]:
+    classes = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ClassDef):
+            bases = [ast.unparse(b) for b in node.bases]
+            if node.name.endswith(("Error", "Rejected", "Exception")) or any(
+                    b in ("Exception", "ValueError", "RuntimeError", "OSError") for b in bases):
+                classes.append((node.name, bases))
+    return classes
+
+
+def test_every_exception_derives_from_agentd_error() -> None:
+    """One exception root: every exception class the package defines is an AgentdError."""
+    import importlib
+
+    outside = []
+    for path in _modules():
+        if path.relative_to(AGENTD).parts[0] in ("testing", "__main__.py"):
+            continue
+        module = importlib.import_module(
+            ".".join(("agentd", *path.relative_to(AGENTD).with_suffix("").parts)).removesuffix(
+                ".__init__"))
+        for name, _ in _exception_classes(path):
+            cls = getattr(module, name, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException) and not issubclass(
+                    cls, AgentdError):
+                outside.append(f"{module.__name__}.{name}")
+    assert outside == []
