@@ -9,7 +9,8 @@
 2. **collect**: the reference replay on the train set (``agentd run``, configs/loop);
 3. **export**: its verified steps as SFT rows (``agentd trajectories export --format sft``),
    with one in ``--keep-submits`` of the submit rows kept for training (see ``export``);
-4. **train**: full fine-tuning of SmolLM2-135M on them (``scripts/setup_train_cpu.sh train``);
+4. **train**: fine-tuning of SmolLM2-135M's top layers on them (``scripts/setup_train_cpu.sh
+   train --train-layers``);
 5. **serve + run**: the untuned and the tuned model in turn on one CPU vLLM, each through
    ``agentd run --policy actor`` on the test and the held-out sets with the same seeds;
 6. **eval + report**: ``agentd eval`` of both, side by side, and ``reports/loop/report.md``.
@@ -57,7 +58,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--heldout-recipes", default=",".join(HELDOUT),
                    help="recipes kept out of training entirely (comma-separated)")
     p.add_argument("--episodes", type=int, default=2, help="episodes per test task (pass@k)")
-    p.add_argument("--steps", type=int, default=160, help="training steps (one row each)")
+    p.add_argument("--steps", type=int, default=360, help="training steps (one row each)")
+    p.add_argument("--train-layers", type=int, default=10,
+                   help="train the top N of the model's 30 layers (0: all; see README)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--keep-submits", type=int, default=4,
                    help="train on one in N of the submit rows (all writing rows)")
@@ -214,7 +217,8 @@ def train(args: argparse.Namespace, sft: Path, out: Path) -> None:
         raise SystemExit(f"loop: no base model at {BASE_MODEL} (make e2e-setup)")
     subprocess.run(["bash", str(ROOT / "scripts" / "setup_train_cpu.sh"), "train",
                     "--data", str(sft), "--model", str(BASE_MODEL), "--out", str(out),
-                    "--steps", str(args.steps), "--lr", str(args.lr)], check=True, cwd=ROOT)
+                    "--steps", str(args.steps), "--lr", str(args.lr),
+                    "--train-layers", str(args.train_layers)], check=True, cwd=ROOT)
 
 
 def write_report(args: argparse.Namespace, seconds: dict[str, float], model_out: Path,
