@@ -20,6 +20,7 @@ Callers catch at the level they mean::
     │   ├── EndpointTimeoutError     the request outlived its timeout
     │   ├── EndpointResponseError    the server answered with an error or garbage
     │   └── PromptTooLongError       the prompt and its reserved answer exceed the context
+    ├── EpisodeTimeoutError          a lease of an episode outlived episodes.episode_timeout_s
     ├── TrajectoryError              a trajectory file is torn, duplicated or invalid
     └── RefusedInputError            hostile input stopped at a boundary (a path that escapes,
                                      a rule that cannot be re-encoded, a body over its cap);
@@ -115,6 +116,14 @@ class PromptTooLongError(PolicyError):
 
     Raised before sending when agentd counted the prompt, or from the server's own context 400.
     Never retried: the same prompt overflows the same window every time.
+    """
+
+
+class EpisodeTimeoutError(AgentdError):
+    """One lease of an episode ran past ``episodes.episode_timeout_s``.
+
+    The steps it committed stay; the episode goes back to the queue (bounded by
+    ``queue.max_attempts``) and resumes at its next step.
     """
 
 

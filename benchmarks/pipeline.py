@@ -26,8 +26,8 @@ from pathlib import Path
 import anyio
 
 from agentd.config import Settings, load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.records import Submit
 from agentd.sandbox import Sandbox
 from agentd.testing.tasks import make_task

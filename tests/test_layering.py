@@ -13,6 +13,8 @@ AGENTD = Path(__file__).resolve().parent.parent / "agentd"
 BASE = frozenset({"agentd", "config", "errors", "logging", "fileio", "metrics", "progress",
                   "profiles"})
 RECORDS = BASE | {"records"}
+ENGINE = RECORDS | {"sandbox", "datasets", "verify", "state", "policies", "trajectories",
+                   "episode"}
 # What each package may import (besides itself). A package imports only rows above it.
 ALLOWED: dict[str, frozenset[str]] = {
     **dict.fromkeys(BASE, BASE),
@@ -25,13 +27,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "trajectories": RECORDS,
     "episode": RECORDS | {"sandbox", "datasets", "verify", "state", "policies",
                           "trajectories"},
-    "daemon": RECORDS | {"sandbox", "datasets", "verify", "state", "policies",
-                         "trajectories", "episode"},
+    "engine": ENGINE,
+    "daemon": ENGINE | {"engine"},
     "reports": RECORDS | {"trajectories", "datasets"},
     "viewer": RECORDS | {"trajectories"},
     "testing": RECORDS | {"sandbox", "datasets", "verify", "state", "policies", "trajectories",
-                          "episode", "daemon", "reports", "viewer", "cli"},
-    "cli": frozenset({"agentd", "errors"}),  # every command is imported lazily by name
+                          "episode", "engine", "daemon", "reports", "viewer", "cli"},
+    # The top row: the command handlers (the rest are imported lazily by name).
+    "cli": ENGINE | {"engine", "daemon", "reports", "viewer"},
     "__main__": frozenset({"cli"}),
 }
 

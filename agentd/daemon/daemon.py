@@ -29,11 +29,11 @@ from anyio.abc import TaskGroup
 
 from agentd.config import Settings, load_settings
 from agentd.daemon.admin import AdminServer
-from agentd.daemon.engine import Engine
-from agentd.daemon.lock import StateLock
 from agentd.daemon.notify import Notifier, run_watchdog, watchdog_interval
-from agentd.daemon.preflight import preflight
 from agentd.daemon.prometheus import serve_metrics
+from agentd.engine.engine import Engine
+from agentd.engine.lock import StateLock
+from agentd.engine.preflight import preflight
 from agentd.errors import AgentdError, ConfigError
 from agentd.logging import get_logger, log_context, setup_logging, shutdown_logging, subscribe
 

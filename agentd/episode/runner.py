@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -115,6 +115,16 @@ class _Acted:
         return None if isinstance(self.parsed, protocol.ParsedOutput) else self.parsed.feedback()
 
 
+class PolicySource(Protocol):
+    """The engine's policies as an episode needs them (``engine.policies.PolicyRegistry``)."""
+
+    async def policy(self, name: str) -> Policy: ...
+
+    def counter(self, name: str) -> TokenCounter: ...
+
+    def few_shot(self, name: str) -> list[FewShotExample] | None: ...
+
+
 class CommitStep(Protocol):
     async def __call__(self, lease: Lease, step: int, state: State, version: int,
                        record: TrajectoryRecord, files: dict[str, str], done: bool) -> None: ...
@@ -128,15 +138,12 @@ class EpisodeRunner:
     sandbox: Sandbox
     verifier: Verifier
     store: StateStore
-    policy_for: Callable[[str], Awaitable[Policy]]
-    counter: TokenCounter
-    counters: dict[str, TokenCounter]  # per policy name, when it has its own tokenizer
+    policies: PolicySource
     commit: CommitStep
     metrics: Metrics
     should_stop: Callable[[], bool]
     ast_grep_version: str = ""
     corpus_version: str = ""  # of the processed corpus the engine serves (provenance)
-    few_shot: dict[str, list[FewShotExample]] = field(default_factory=dict)
 
     async def run(self, lease: Lease) -> Outcome:
         """Run ``lease`` from its next step to the end (or until asked to stop)."""
@@ -149,7 +156,7 @@ class EpisodeRunner:
             await self.sandbox.cleanup(workspace)
 
     async def _steps(self, lease: Lease, workspace: Path, files: dict[str, str]) -> Outcome:
-        policy = await self.policy_for(lease.policy)
+        policy = await self.policies.policy(lease.policy)
         observation = "" if lease.next_step == 0 else "(the episode resumed after a restart)"
         max_steps = self._max_steps(lease)
         memory: _Memory | None = None
@@ -173,7 +180,7 @@ class EpisodeRunner:
                     observation: str, step: int, last: bool,
                     memory: _Memory | None) -> StepOutcome:
         caps = self.settings.agentd.state
-        counter = self.counters.get(lease.policy, self.counter)
+        counter = self.policies.counter(lease.policy)
         with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
             memory = memory or await self._recall(lease, counter)
             block = memory.block
@@ -205,7 +212,7 @@ class EpisodeRunner:
             return render_prompt(
                 templates, lease.task, memory.block.rendered, observation or None, step,
                 max_steps=self._max_steps(lease), files_chars=files_chars, focus=memory.focus,
-                few_shot=self.few_shot.get(lease.policy) if with_few_shot else None)
+                few_shot=self.policies.few_shot(lease.policy) if with_few_shot else None)
 
         context = policy.context_window() if isinstance(policy, PromptLimits) else None
         if context is None or not isinstance(policy, PromptLimits):

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from agentd.config import Settings, load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.tasks import make_task, solve
 

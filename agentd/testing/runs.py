@@ -15,8 +15,8 @@ import anyio
 import yaml
 
 from agentd.config import PACKAGE_ROOT, Settings, load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import load_tasks, write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.records import Task, TrajectoryRecord
 from agentd.trajectories import iter_records
 

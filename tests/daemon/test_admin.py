@@ -19,9 +19,9 @@ from typing import Any
 import anyio
 import pytest
 
+from agentd.cli.ctl import AdminClient, format_human, parse_args
 from agentd.config import AdminConfig
 from agentd.daemon.admin import AdminServer
-from agentd.daemon.ctl import AdminClient, format_human, parse_args
 from agentd.errors import AdminError, DaemonNotRunningError, UsageError
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agentd.daemon.lock import StateLock
 from agentd.daemon.notify import Notifier, watchdog_interval
+from agentd.engine.lock import StateLock
 from agentd.errors import AlreadyRunningError
 
 
@@ -71,7 +71,7 @@ class TestStateLock:
         """A second process cannot take the lock while the first holds it."""
         lock = StateLock(tmp_path / "agentd.lock")
         lock.acquire()
-        code = ("import sys; from pathlib import Path; from agentd.daemon.lock import StateLock\n"
+        code = ("import sys; from pathlib import Path; from agentd.engine.lock import StateLock\n"
                 "StateLock(Path(sys.argv[1])).acquire()")
         proc = subprocess.run([sys.executable, "-c", code, str(lock.path)],
                               capture_output=True, text=True, check=False)

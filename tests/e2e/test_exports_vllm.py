@@ -18,8 +18,8 @@ import yaml
 
 from agentd.cli import main
 from agentd.config import load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.testing.hf_datasets import load
 from agentd.testing.tasks import make_task
 from agentd.testing.vllm_cpu import SERVED_NAME, VLLMServer

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentd.config import StateConfig
-from agentd.daemon.queue import TaskQueue
+from agentd.engine.queue import TaskQueue
 from agentd.state import StateStore
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agentd.config import Settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.state import StateStore
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records

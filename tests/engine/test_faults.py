@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from agentd.config import Settings, load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.tasks import REWRITE_OUTPUT, SUBMIT_OUTPUT, make_task, solve
 from agentd.trajectories import iter_records
@@ -28,11 +28,12 @@ def fakes() -> Iterator[tuple[FakeVLLM, FakeVLLM]]:
 
 
 def configure(tmp_project: Path, fakes: tuple[FakeVLLM, ...], *, tasks: int = 4,
-              max_attempts: int = 2) -> Settings:
+              max_attempts: int = 2, episode_timeout_s: float = 1200,
+              client_timeout_s: float = 3, llm_timeout_s: float = 10) -> Settings:
     actors = {
         "actors": [{"name": f"fake{i}", "port": f.port, "max_concurrent_requests": 4}
                    for i, f in enumerate(fakes)],
-        "client": {"timeout_s": 3, "connect_timeout_s": 1, "max_retries": 1,
+        "client": {"timeout_s": client_timeout_s, "connect_timeout_s": 1, "max_retries": 1,
                    "backoff_base_s": 0.01, "backoff_max_s": 0.05, "circuit_failures": 2,
                    "circuit_reset_s": 30, "health_interval_s": 0.5},
         "sampling": {"max_tokens": 256, "seed": 7},
@@ -40,7 +41,8 @@ def configure(tmp_project: Path, fakes: tuple[FakeVLLM, ...], *, tasks: int = 4,
     (tmp_project / "configs" / "vllm_actors.yaml").write_text(yaml.safe_dump(actors))
     cfg = tmp_project / "configs" / "agentd.yaml"
     cfg.write_text(cfg.read_text().replace("max_attempts: 3", f"max_attempts: {max_attempts}")
-                   .replace("llm_timeout_s: 120", "llm_timeout_s: 10"))
+                   .replace("llm_timeout_s: 120", f"llm_timeout_s: {llm_timeout_s}")
+                   .replace("episode_timeout_s: 1200", f"episode_timeout_s: {episode_timeout_s}"))
     settings = load_settings(cfg)
     path = settings.path(settings.agentd.paths.processed_data) / "dev" / "tasks.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +123,25 @@ class TestActorFaults:
         fakes[1].misbehave("hang", times=1)
         summary = await run_foreground(settings, actor_run("hang"))
         assert summary["episodes"]["done"] == 1
+
+    async def test_an_episode_past_its_timeout_is_retried_then_dead(
+            self, tmp_project: Path, fakes: tuple[FakeVLLM, FakeVLLM]) -> None:
+        """episodes.episode_timeout_s cuts a lease off even while every request still waits
+        within its own (far longer) timeout; the episode is retried, then dead with the
+        reason."""
+        settings = configure(tmp_project, fakes, tasks=1, episode_timeout_s=0.5,
+                             client_timeout_s=60, llm_timeout_s=60)
+        for fake in fakes:
+            fake.misbehave("hang")  # never answers: only the episode's own limit can end it
+        summary = await run_foreground(settings, actor_run("slow"))
+        assert summary["episodes"]["dead"] == 1 and summary["steps"] == 0
+        import aiosqlite
+
+        async with aiosqlite.connect(settings.path(settings.agentd.paths.database)) as db:
+            cur = await db.execute("SELECT attempts, last_error FROM queue WHERE run_id='slow'")
+            rows = list(await cur.fetchall())
+        assert [(a, "EpisodeTimeoutError" in e and "episode_timeout_s" in e) for a, e in rows] \
+            == [(2, True)]
 
 
 def test_record_round_trips(tmp_project: Path) -> None:

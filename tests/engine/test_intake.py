@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentd.daemon.intake import Selection, chunks
 from agentd.datasets import write_tasks
+from agentd.engine.intake import Selection, chunks
 from agentd.testing.tasks import make_task
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from agentd.config import Settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import corpus_version, write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.reports.commands import build_report
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records

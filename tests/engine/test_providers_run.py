@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentd.config import Settings
-from agentd.daemon.engine import Engine
+from agentd.engine.engine import Engine
 from agentd.records import Task
 from agentd.testing.fake_models import NATIVE, Habit, ReferenceModel
 from agentd.testing.fake_vllm import FakeVLLM
@@ -158,7 +158,7 @@ def run_with_stats(settings: Settings, run_id: str, teacher_stats: list[dict[str
     original = Engine.close
 
     async def close(self: Engine) -> None:
-        policy = self._policies.get("teacher")
+        policy = self.policies.built("teacher")
         if policy is not None:
             teacher_stats.append(dataclasses.asdict(policy.statistics()))  # type: ignore[attr-defined]
         if status is not None:

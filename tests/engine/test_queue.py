@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from agentd.daemon.queue import TaskQueue
+from agentd.engine.queue import TaskQueue
 from agentd.state import StateStore
 from agentd.testing.tasks import make_task
 

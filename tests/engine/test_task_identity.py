@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from agentd.daemon.queue import TaskQueue
+from agentd.engine.queue import TaskQueue
 from agentd.errors import UsageError
 from agentd.records import Task
 from agentd.testing.tasks import make_task

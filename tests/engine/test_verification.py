@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from agentd.config import Settings, load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.records import Task, TrajectoryRecord
 from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.tasks import SUBMIT_OUTPUT

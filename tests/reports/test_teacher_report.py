@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from agentd.config import Settings, load_settings
-from agentd.daemon.foreground import RunOptions, run_foreground
 from agentd.datasets import write_tasks
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.reports.commands import build_report
 from agentd.reports.metrics import collect
 from agentd.testing.fake_vllm import FakeVLLM
@@ -112,7 +112,7 @@ class TestRouting:
     async def test_difficulty_routing_sends_only_actor_failures(
             self, tmp_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """route=actor_failed keeps only tasks the actor failed k times; the report says so."""
-        from agentd.daemon.engine import Engine
+        from agentd.engine.engine import Engine
 
         with FakeVLLM(model="MiniMax-M2") as primary, FakeVLLM(model="glm-4.6") as fallback:
             settings = configure(tmp_project, primary, fallback, monkeypatch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +114,7 @@ def tasks_file(settings: Settings, raw: object) -> Path:
     return path
 
 
-def parse_submit(settings: Settings, args: dict[str, Any],
-                 new_run_id: Callable[[str], str]) -> SubmitRequest:
+def parse_submit(settings: Settings, args: dict[str, Any]) -> SubmitRequest:
     """Every argument of ``submit`` checked, or ``UsageError`` naming the first bad one."""
     ep = settings.agentd.episodes
     policy = args.get("policy") or ep.default_policy
@@ -136,3 +135,8 @@ def parse_submit(settings: Settings, args: dict[str, Any],
         task_ids=task_ids_arg(args.get("task_ids")), route=route,
         min_failures=bounded_int(args, "min_failures", 2, 1, 1000) or 2,
     )
+
+
+def new_run_id(policy: str) -> str:
+    """A fresh run id: the start time, the policy and the process."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{policy}-{os.getpid() % 10000:04d}"

@@ -60,7 +60,7 @@ def _data_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _ctl_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = _add(sub, "ctl", "agentd.daemon.ctl:ctl_command", "talk to a running daemon")
+    p = _add(sub, "ctl", "agentd.cli.ctl:ctl_command", "talk to a running daemon")
     _config_arg(p)
     p.add_argument("--socket", type=Path, default=None, help="admin socket path")
     p.add_argument("--json", action="store_true", help="print the raw JSON result")
@@ -71,11 +71,11 @@ def _ctl_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _engine_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = _add(sub, "check", "agentd.daemon.doctor:check_command", "check configs, tools and jail")
+    p = _add(sub, "check", "agentd.cli.doctor:check_command", "check configs, tools and jail")
     _config_arg(p)
     p = _add(sub, "serve", "agentd.daemon.daemon:serve_command", "run the daemon")
     _config_arg(p)
-    p = _add(sub, "run", "agentd.daemon.foreground:run_command",
+    p = _add(sub, "run", "agentd.cli.run:run_command",
              "run the engine in the foreground until the work is done")
     _config_arg(p)
     p.add_argument("--split", default=None, help="train|dev|test (default from config)")

@@ -14,7 +14,7 @@ import aiosqlite
 import anyio
 import msgspec
 
-from agentd.daemon.queue import Spend, TaskQueue
+from agentd.engine.queue import Spend, TaskQueue
 from agentd.episode.lease import Lease
 from agentd.errors import AgentdError, TrajectoryError
 from agentd.logging import get_logger

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentd.config import BudgetConfig
-from agentd.daemon.commit import StepCommitter
-from agentd.daemon.queue import Spend
+from agentd.engine.commit import StepCommitter
+from agentd.engine.queue import Spend
 from agentd.episode.lease import Lease
 from agentd.episode.runner import CommitStep
 from agentd.records import TrajectoryRecord

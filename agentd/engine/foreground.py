@@ -1,9 +1,10 @@
-"""``agentd run``: the daemon's engine in the foreground, until its run's work is done.
+"""The engine in the foreground, until one run's work is done (``agentd run``, the tests, the
+benchmarks).
 
-It builds the task corpus first when ``data/processed`` is missing, submits the split to a run
-of its own, shows a live progress line (a bar on a terminal, a line every 5 s otherwise), then
-drains, checks the run's trajectory shards and prints a summary.
-Ctrl-C drains like SIGTERM does for the daemon; the run can be resumed with ``--run-id``.
+``ensure_corpus`` builds the task corpus first when ``data/processed`` is missing;
+``run_foreground`` submits the split to a run of its own, shows a live progress line (a bar on a
+terminal, a line every 5 s otherwise), drains and returns a summary. Ctrl-C drains like SIGTERM
+does for the daemon; the run can be resumed under its run id.
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ from typing import Any
 
 import anyio
 
-from agentd.config import MAX_EPISODES_PER_TASK, Settings, load_settings
-from agentd.daemon.engine import Engine, new_run_id
-from agentd.daemon.lock import StateLock
-from agentd.daemon.preflight import preflight
-from agentd.daemon.submission import MAX_LIMIT, bounded_int, known_split, valid_run_id
+from agentd.config import Settings
 from agentd.datasets import tasks_path
-from agentd.logging import get_logger, setup_logging, shutdown_logging
+from agentd.engine.engine import Engine
+from agentd.logging import get_logger
 from agentd.progress import Progress
 
 log = get_logger(__name__)
@@ -121,56 +119,3 @@ async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]
             "elapsed_s": round(elapsed, 1),
             "steps_per_s": round(c["steps"] / max(elapsed, 1e-6), 2),
             "trajectories": str(settings.path(settings.agentd.paths.trajectories) / opts.run_id)}
-
-
-def _options(args: argparse.Namespace, settings: Settings) -> RunOptions:
-    """The run's options, each checked before anything is opened or committed."""
-    ep = settings.agentd.episodes
-    policy = args.policy or ep.default_policy
-    given = {"episodes": args.episodes, "limit": args.limit}
-    return RunOptions(
-        split=known_split(settings, args.split or ep.default_split), policy=policy,
-        limit=bounded_int(given, "limit", None, 1, MAX_LIMIT),
-        episodes=bounded_int(given, "episodes", ep.episodes_per_task, 1,
-                             MAX_EPISODES_PER_TASK) or 1,
-        run_id=valid_run_id(args.run_id or new_run_id(policy)), progress=not args.no_progress)
-
-
-def _print_summary(summary: dict[str, Any], problems: list[str]) -> None:
-    eps = summary["episodes"]
-    print(f"run {summary['run_id']}: {summary['tasks']} tasks, {eps['done']} episodes done, "
-          f"{eps['dead']} dead, {eps['cancelled']} cancelled")
-    print(f"  steps {summary['steps']}, verified {summary['verified_steps']}, final matches "
-          f"{summary['final_matches']}, parse failures {summary['parse_failures']}, sandbox "
-          f"failures {summary['sandbox_failures']}")
-    print(f"  {summary['elapsed_s']} s, {summary['steps_per_s']} steps/s")
-    print(f"  trajectories: {summary['trajectories']} "
-          f"({'verify clean' if not problems else f'{len(problems)} problem(s)'})")
-    for problem in problems[:5]:
-        print(f"    {problem}")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    opts = _options(args, settings)  # every argument checked before anything is opened
-    preflight(settings)
-    lg = settings.agentd.logging
-    setup_logging(settings.path(lg.file), level=lg.level, max_bytes=lg.max_bytes,
-                  backups=lg.backups, stderr=False)
-    lock = StateLock(settings.path(settings.agentd.paths.lock_file))
-    try:
-        anyio.run(ensure_corpus, settings, args.config, opts.split)
-        lock.acquire()
-        summary = anyio.run(run_foreground, settings, opts, backend="asyncio",
-                            backend_options={"use_uvloop": True})
-    finally:
-        lock.release()
-        shutdown_logging()
-    from agentd.trajectories.verify import verify_paths
-
-    run_dir = Path(summary["trajectories"])
-    problems = [str(p) for p in verify_paths([run_dir]).problems] if run_dir.exists() else []
-    _print_summary(summary, problems)
-    # A resumed run may have nothing left to do: that is success, as long as it has results.
-    failed = problems or summary["episodes"]["dead"] or not summary["episodes"]["done"]
-    return 1 if failed else 0

@@ -2,41 +2,42 @@
 
 It owns the database, the queue, the sandbox, the policies and the writer, leases episodes
 up to the configured concurrency and hands each to an ``EpisodeRunner``; steps are committed
-exactly once by ``StepCommitter`` (``daemon/commit.py``).
+exactly once by ``StepCommitter`` (``commit.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import msgspec
 from anyio.abc import TaskGroup
 
 from agentd.config import Settings
-from agentd.daemon.budget import RunBudget, charged
-from agentd.daemon.commit import LeaseLostError, StepCommitter
-from agentd.daemon.intake import Selection, chunks
-from agentd.daemon.queue import TaskQueue
-from agentd.daemon.submission import SubmitRequest, parse_submit, task_ids_arg, valid_run_id
-from agentd.datasets import corpus_version, tasks_path
-from agentd.episode.fewshot import load_examples
+from agentd.datasets import corpus_version
+from agentd.engine import submission
+from agentd.engine.budget import RunBudget, charged
+from agentd.engine.commit import LeaseLostError, StepCommitter
+from agentd.engine.intake import Selection, chunks
+from agentd.engine.policies import PolicyRegistry
+from agentd.engine.queue import TaskQueue
 from agentd.episode.lease import Lease
-from agentd.episode.prompts import FewShotExample
-from agentd.episode.runner import EpisodeRunner
-from agentd.errors import AgentdError, PolicyError, PromptTooLongError, UsageError
+from agentd.episode.runner import EpisodeRunner, Outcome
+from agentd.errors import (
+    AgentdError,
+    EpisodeTimeoutError,
+    PolicyError,
+    PromptTooLongError,
+    UsageError,
+)
 from agentd.logging import get_logger, log_context
 from agentd.metrics import Metrics
-from agentd.policies.base import Policy
-from agentd.policies.reference import ReferencePolicy
 from agentd.sandbox import Sandbox
-from agentd.state import EstimateCounter, StateStore, TokenCounter
+from agentd.state import EstimateCounter, StateStore
 from agentd.state.counters import counter_for
 from agentd.trajectories import TrajectoryWriter
 from agentd.verify import Verifier
@@ -58,12 +59,7 @@ class Engine:
         self.sandbox = Sandbox(settings.sandbox, workspaces_dir=self._path("workspaces"),
                                log_dir=settings.path(settings.sandbox.log_dir))
         self.verifier = Verifier(self.sandbox)  # one per engine: its task cache is shared
-        self.counter: TokenCounter = EstimateCounter()
-        self._counters: dict[str, TokenCounter] = {}  # per policy: the actor's /tokenize
-        self._http: httpx.AsyncClient | None = None
-        self._tg: TaskGroup | None = None
-        self._policies: dict[str, Policy] = {}
-        self._few_shot: dict[str, list[FewShotExample]] = {}
+        self.policies = PolicyRegistry(settings, EstimateCounter())
         self._corpus_version = ""  # refreshed at start and at every submit (a rebuild between runs)
         self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
         self._in_flight: dict[str, Lease] = {}
@@ -88,7 +84,7 @@ class Engine:
         db_path = self._path("database")
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.store = await StateStore.open(db_path, self.settings.agentd.state)
-        self.counter = await counter_for(self.settings.agentd.state)
+        self.policies = PolicyRegistry(self.settings, await counter_for(self.settings.agentd.state))
         q = self.settings.agentd.queue
         self.queue = TaskQueue(self.store.transaction, boot_id=self.boot_id, lease_s=q.lease_s,
                                max_attempts=q.max_attempts)
@@ -113,7 +109,7 @@ class Engine:
         for record in self._pending:
             await self.writer.put(record)
         self._pending = []
-        self._tg = tg
+        self.policies.start(tg)
         await self._refresh_corpus_version()
         tg.start_soon(self._dispatch, tg)
         tg.start_soon(self._watchdog)
@@ -138,10 +134,7 @@ class Engine:
     async def close(self) -> None:
         if self.writer is not None:
             await self.writer.close()
-        for policy in self._policies.values():
-            await policy.aclose()
-        if self._http is not None:
-            await self._http.aclose()
+        await self.policies.aclose()
         if self.store is not None:
             await self.store.close()
 
@@ -159,7 +152,7 @@ class Engine:
                    if getattr(new.agentd, name) != getattr(old.agentd, name)]
         if new.sandbox != old.sandbox:
             restart.append("sandbox")
-        self.settings = new
+        self.settings = self.policies.settings = new
         changes["needs_restart"] = restart
         changes["config_hash"] = new.config_hash
         return changes
@@ -184,9 +177,9 @@ class Engine:
 
     async def submit(self, args: dict[str, Any]) -> dict[str, Any]:
         """Queue tasks (admin ``submit``): by split, ids or a tasks file, × episodes. Every
-        argument is checked before anything is committed (``daemon/submission.py``)."""
+        argument is checked before anything is committed (``submission.py``)."""
         assert self.queue is not None
-        req = await anyio.to_thread.run_sync(parse_submit, self.settings, args, new_run_id)
+        req = await anyio.to_thread.run_sync(submission.parse_submit, self.settings, args)
         selection = await self._selection(req)
         await self._refresh_corpus_version()
         tasks = added = 0
@@ -206,7 +199,7 @@ class Engine:
         processed = self.settings.path(self.settings.agentd.paths.processed_data)
         self._corpus_version = await anyio.to_thread.run_sync(corpus_version, processed)
 
-    async def _selection(self, req: SubmitRequest) -> Selection:
+    async def _selection(self, req: submission.SubmitRequest) -> Selection:
         """The tasks a submission asks for; difficulty routing keeps the actor's failures."""
         assert self.queue is not None
         if not req.source.exists():
@@ -220,8 +213,9 @@ class Engine:
         assert self.queue is not None
         if not args.get("run_id"):
             raise UsageError("cancel needs run_id=")
-        run_id = valid_run_id(args["run_id"])
-        n = await self.queue.cancel(run_id, sorted(task_ids_arg(args.get("task_ids"))))
+        run_id = submission.valid_run_id(args["run_id"])
+        task_ids = sorted(submission.task_ids_arg(args.get("task_ids")))
+        n = await self.queue.cancel(run_id, task_ids)
         return {"cancelled": n}
 
     # ---------------------------------------------------------------- dispatch
@@ -250,7 +244,7 @@ class Engine:
         assert self.queue is not None
         with log_context(run_id=lease.run_id, task_id=lease.task_id, episode=lease.episode):
             try:
-                outcome = await self._runner().run(lease)
+                outcome = await self._run_in_time(lease)
             except LeaseLostError:
                 log.warning("episode.lease_lost")
                 return
@@ -272,6 +266,14 @@ class Engine:
                 self._forget(lease)
                 self._slots.release_on_behalf_of(slot)
 
+    async def _run_in_time(self, lease: Lease) -> Outcome:
+        """The lease's episode, cut off at ``episode_timeout_s`` (its committed steps stay)."""
+        limit = self.settings.agentd.episodes.episode_timeout_s
+        with anyio.move_on_after(limit):
+            return await self._runner().run(lease)
+        self.metrics.inc("episodes_timed_out")
+        raise EpisodeTimeoutError(f"the episode ran past episodes.episode_timeout_s ({limit} s)")
+
     async def _fail(self, lease: Lease, error: str, *, retry: bool = True) -> None:
         assert self.queue is not None
         with anyio.CancelScope(shield=True):
@@ -289,43 +291,10 @@ class Engine:
         return EpisodeRunner(
             settings=self.settings, sandbox=self.sandbox, verifier=self.verifier,
             store=self.store,
-            policy_for=self.policy, counter=self.counter, counters=self._counters,
+            policies=self.policies,
             commit=charged(self.committer, self.budget, self._budget_reached),
             metrics=self.metrics, should_stop=lambda: self._draining,
-            ast_grep_version=self.sandbox.ast_grep_version, few_shot=self._few_shot,
-            corpus_version=self._corpus_version)
-
-    async def policy(self, name: str) -> Policy:
-        """The policy for ``name``, built once (connection pools are shared by episodes)."""
-        if name not in self._policies:
-            if name == "reference":
-                self._policies[name] = ReferencePolicy()
-            else:
-                from agentd.policies.factory import build_policy
-
-                self._policies[name] = build_policy(name, self.settings)
-            health = getattr(self._policies[name], "run_health", None)
-            if health is not None and self._tg is not None:
-                self._tg.start_soon(health)  # probes /health + /v1/models, closes circuits
-            if name == "actor" and self.settings.actors.actors:
-                # One health pass first: it learns each actor's real max_model_len, which
-                # the first prompt must already fit.
-                check = getattr(self._policies[name], "check_health", None)
-                if check is not None:
-                    await check()
-                self._counters[name] = await self._actor_counter()
-            if name == "teacher":
-                n = self.settings.teacher_prompts.few_shot
-                self._few_shot[name] = await anyio.to_thread.run_sync(
-                    load_examples, tasks_path(self.settings, "train"), n)
-        return self._policies[name]
-
-    async def _actor_counter(self) -> TokenCounter:
-        """Exact token counts from the actors' own tokenizer (vLLM ``/tokenize``)."""
-        actor = self.settings.actors.actors[0]
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-        return await counter_for(self.settings.agentd.state, base_url=actor.base_url,
-                                 model=actor.served_model_name, client=self._http)
+            ast_grep_version=self.sandbox.ast_grep_version, corpus_version=self._corpus_version)
 
     async def _watchdog(self) -> None:
         assert self.queue is not None
@@ -384,14 +353,8 @@ class Engine:
         from agentd.policies.factory import probe_actors
 
         out: dict[str, Any] = {"probe": await probe_actors(self.settings)}
-        for name, policy in self._policies.items():
-            stats = getattr(policy, "statistics", None)
-            out[name] = _as_dict(stats()) if callable(stats) else {"kind": policy.kind}
+        out.update({name: _as_dict(stats) for name, stats in self.policies.statistics().items()})
         return out
-
-
-def new_run_id(policy: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{policy}-{os.getpid() % 10000:04d}"
 
 
 def _key(lease: Lease) -> str:
