@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 
 from agentd.episode.protocol import parse
+from agentd.episode.similarity import srl_similarity
 from agentd.records import AstGrepRun
 from agentd.testing.hostile import GOOD_OUTPUT, huge_run_actions, pathological_outputs
-from agentd.trajectories.srl import srl_similarity
 
 
 def _padded_good(length: int) -> str:

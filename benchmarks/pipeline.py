@@ -31,7 +31,7 @@ from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.records import Submit
 from agentd.sandbox import Sandbox
 from agentd.testing.tasks import make_task
-from agentd.trajectories.bench import writer_throughput
+from agentd.testing.writer_bench import writer_throughput
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,12 +29,13 @@ ALLOWED: dict[str, frozenset[str]] = {
                           "trajectories"},
     "engine": ENGINE,
     "daemon": ENGINE | {"engine"},
-    "reports": RECORDS | {"trajectories", "datasets"},
-    "viewer": RECORDS | {"trajectories"},
+    "exports": RECORDS | {"trajectories", "episode"},
+    "reports": RECORDS | {"trajectories", "datasets", "exports"},
+    "viewer": RECORDS | {"trajectories", "exports"},
     "testing": RECORDS | {"sandbox", "datasets", "verify", "state", "policies", "trajectories",
-                          "episode", "engine", "daemon", "reports", "viewer", "cli"},
+                          "episode", "engine", "daemon", "exports", "reports", "viewer", "cli"},
     # The top row: the command handlers (the rest are imported lazily by name).
-    "cli": ENGINE | {"engine", "daemon", "reports", "viewer"},
+    "cli": ENGINE | {"engine", "daemon", "exports", "reports", "viewer"},
     "__main__": frozenset({"cli"}),
 }
 

@@ -109,7 +109,7 @@ def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     for name, help_ in (("stats", "counts per run, policy and reward"),
                         ("verify", "duplicates, gaps, schema errors, torn lines"),
                         ("export", "write jsonl, parquet, SRL, SFT or GRPO-group data")):
-        p = _add(tsub, name, f"agentd.trajectories.commands:{name}_command", help_)
+        p = _add(tsub, name, f"agentd.cli.trajectories:{name}_command", help_)
         _config_arg(p)
         p.add_argument("paths", nargs="+", type=Path)
         if name == "export":

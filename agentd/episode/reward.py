@@ -24,7 +24,7 @@ task's own ast-grep rules run in the jail, statements compared as syntax, not by
     earlier steps: the workspace is already the gold's program.
 ``srl_similarity`` ∈ [-1, 1]
     ``difflib`` ratio between this step's action and the task's reference action for the same
-    step, both normalised first (YAML key order, whitespace; ``trajectories.srl``); -1 when the
+    step, both normalised first (YAML key order, whitespace; ``episode.similarity``); -1 when the
     format is broken (the SRL paper's convention), 0 when there is no reference action.
 ``step_kind``
     ``write`` (a rule or a rewrite, and a completion that did not parse: a failed attempt),
@@ -53,8 +53,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from agentd.episode.similarity import srl_similarity as _srl_similarity
 from agentd.records import Action, AstGrepRule, AstGrepRun, Reward, SandboxResult, Submit
-from agentd.trajectories.srl import srl_similarity as _srl_similarity
 from agentd.verify import Measure, TaskFacts, progress
 
 BROKEN_FORMAT_TOTAL = -1.0

@@ -13,12 +13,12 @@ from typing import Any
 
 from agentd.config import Settings, load_settings
 from agentd.errors import UsageError
+from agentd.exports.tasks import TaskIndex, task_files
 from agentd.records import TrajectoryRecord
 from agentd.reports.eval_report import overall_table, write_eval
 from agentd.reports.evaluation import RunEvaluation, evaluate
 from agentd.reports.metrics import ReportData, collect
 from agentd.reports.teacher import write_report
-from agentd.trajectories.tasks import TaskIndex, task_files
 
 
 def routing_rows(database: Path) -> list[dict[str, Any]]:

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentd.exports.extras import group_by_episode
+from agentd.exports.tasks import TaskIndex
 from agentd.records import TrajectoryRecord
 from agentd.trajectories import iter_records
-from agentd.trajectories.extras import group_by_episode
-from agentd.trajectories.tasks import TaskIndex
 
 DIMENSIONS = ("policy", "split", "recipe", "difficulty")
 UNKNOWN = "?"  # a task the given task files do not have

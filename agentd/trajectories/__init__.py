@@ -1,16 +1,12 @@
-"""Trajectories: the batched, crash-safe JSONL writer and the tools that read its shards.
+"""Trajectories: the batched, crash-safe JSONL writer and the checks of its shards.
 
 * ``writer``   — ``TrajectoryWriter`` (one task, bounded stream, batched writes, fsync policy)
 * ``shards``   — the file side: shard names, appends, rotation, torn-line repair
 * ``reader``   — ``iter_records`` streaming reads, ``last_record_key`` / ``existing_keys``
 * ``verify``   — duplicates, gaps, schema errors, torn lines
 * ``stats``    — counts per run, policy and split
-* ``srl``      — action normalisation and the SRL step reward; SRL instance derivation
-* ``export``   — jsonl / parquet / SRL exports, written atomically
-* ``sft``, ``groups`` — training rows: SFT chats and GRPO groups (``columns``, ``schemas``,
-  ``rows``, ``tokens`` build them; ``chat`` recovers messages from a prompt; ``extras`` reads
-  the newer optional record fields; ``card`` writes the dataset card)
-* ``commands`` — the ``agentd trajectories`` handlers
+
+The offline tools that turn shards into training data are ``agentd.exports``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
+from agentd.exports.extras import Step, Verdict, episode_verdict
 from agentd.records import SandboxResult, TrajectoryRecord, action_to_dict
-from agentd.trajectories.extras import Step, Verdict, episode_verdict
 from agentd.viewer.html import (
     badge,
     diff_block,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentd.errors import UsageError
+from agentd.exports.export import ExportResult, Filter, kept_steps
+from agentd.exports.extras import Step, group_by_episode
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.export import ExportResult, Filter, kept_steps
-from agentd.trajectories.extras import Step, group_by_episode
 from agentd.viewer.episode import episode_page
 from agentd.viewer.listing import TaskRow, index_page, listing_pages, listings, task_pages
 from agentd.viewer.summary import EpisodeSummary, summarise

@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from agentd.trajectories.extras import Step, episode_accepted, episode_reward
+from agentd.exports.extras import Step, episode_accepted, episode_reward
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from agentd.datasets import corpus_version
-from agentd.trajectories.samples import sample_episode
+from agentd.testing.samples import sample_episode
 
 BIN = Path(sys.executable).parent
 DVC = BIN / "dvc"

@@ -20,10 +20,10 @@ from agentd.cli import main
 from agentd.config import load_settings
 from agentd.datasets import write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
+from agentd.exports.chat import prompt_messages
 from agentd.testing.hf_datasets import load
 from agentd.testing.tasks import make_task
 from agentd.testing.vllm_cpu import SERVED_NAME, VLLMServer
-from agentd.trajectories.chat import prompt_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 SPECIAL_END = "<|im_end|>"  # SmolLM2's end of turn: the server's ids include it, the text not

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 from agentd.config import Settings
 from agentd.datasets import corpus_version, write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
+from agentd.exports.export import Filter, export_parquet
 from agentd.reports.commands import build_report
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
-from agentd.trajectories.export import Filter, export_parquet
 
 
 def build_corpus(settings: Settings, first: int) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.samples import sample_episode, sample_record
+from agentd.testing.samples import sample_episode, sample_record
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import msgspec
 
 from agentd.config import WriterConfig
 from agentd.records import TrajectoryRecord
+from agentd.testing.samples import sample_record
 from agentd.trajectories import TrajectoryWriter
-from agentd.trajectories.samples import sample_record
 
 CONFIG = WriterConfig(fsync="never", flush_interval_s=0.001, batch_max_records=4096,
                       batch_max_bytes=32 << 20, rotate_bytes=256 << 20, queue_size=64)

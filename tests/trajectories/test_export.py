@@ -10,6 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from agentd.cli import main
+from agentd.episode.similarity import srl_similarity
+from agentd.exports.export import Filter, export_jsonl, export_parquet, export_srl
+from agentd.exports.parquet import (
+    SCHEMA,
+    ParquetSink,
+    flatten,
+    read_parquet_records,
+    row_to_record,
+)
+from agentd.exports.srl import SrlInstance
+from agentd.exports.tasks import TaskIndex
 from agentd.records import (
     PolicyInfo,
     Reward,
@@ -17,16 +28,6 @@ from agentd.records import (
     TaskMeta,
     TrajectoryRecord,
 )
-from agentd.trajectories.export import Filter, export_jsonl, export_parquet, export_srl
-from agentd.trajectories.parquet import (
-    SCHEMA,
-    ParquetSink,
-    flatten,
-    read_parquet_records,
-    row_to_record,
-)
-from agentd.trajectories.srl import SrlInstance, srl_similarity
-from agentd.trajectories.tasks import TaskIndex
 
 from .helpers import read_lines, write_records
 
@@ -167,7 +168,7 @@ class TestAtomicOutput:
         def boom(record: TrajectoryRecord) -> dict[str, object]:
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr("agentd.trajectories.parquet.flatten", boom)
+        monkeypatch.setattr("agentd.exports.parquet.flatten", boom)
         with pytest.raises(RuntimeError):
             export_parquet([src], out_dir / "t.parquet", Filter())
         assert [p.name for p in out_dir.iterdir()] == ["t.parquet"]

@@ -7,17 +7,15 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from agentd.records import AstGrepRule, AstGrepRun, ReadFile, Submit, TrajectoryRecord
-from agentd.testing.hostile import huge_run_actions
-from agentd.trajectories.srl import (
-    BROKEN_FORMAT_REWARD,
+from agentd.episode.similarity import BROKEN_FORMAT_REWARD, normalise_action, srl_similarity
+from agentd.exports.srl import (
     TaskContext,
     episode_instances,
     group_episodes,
     is_expert_episode,
-    normalise_action,
-    srl_similarity,
 )
+from agentd.records import AstGrepRule, AstGrepRun, ReadFile, Submit, TrajectoryRecord
+from agentd.testing.hostile import huge_run_actions
 
 EpisodeFactory = Callable[..., list[TrajectoryRecord]]
 

@@ -10,7 +10,7 @@ import pytest
 from agentd.cli import main
 from agentd.config import WriterConfig
 from agentd.records import PolicyInfo, Reward, TrajectoryRecord
-from agentd.trajectories.bench import writer_throughput
+from agentd.testing.writer_bench import writer_throughput
 from agentd.trajectories.stats import collect_stats
 
 from .helpers import write_records

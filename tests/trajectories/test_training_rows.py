@@ -10,14 +10,14 @@ import msgspec
 import pytest
 
 from agentd.episode.reward import DEFAULT_WEIGHTS
+from agentd.exports.card import REWARD_DEFINITIONS
+from agentd.exports.export import ExportResult, Filter
+from agentd.exports.extras import Step, decode_extras
+from agentd.exports.groups import GroupStats, export_groups, rollout_row
+from agentd.exports.schemas import groups_schema, sft_schema
+from agentd.exports.sft import export_sft, sft_rows
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.card import REWARD_DEFINITIONS
-from agentd.trajectories.export import ExportResult, Filter
-from agentd.trajectories.extras import Step, decode_extras
-from agentd.trajectories.groups import GroupStats, export_groups, rollout_row
-from agentd.trajectories.samples import sample_episode
-from agentd.trajectories.schemas import groups_schema, sft_schema
-from agentd.trajectories.sft import export_sft, sft_rows
+from agentd.testing.samples import sample_episode
 
 from .helpers import write_records
 
@@ -108,7 +108,7 @@ class TestCard:
         write_records(tmp_path / "run" / "part-000000.jsonl", episode("t1") + episode("t2"))
         out = tmp_path / "out" / "sft.jsonl"
         result = export_sft([tmp_path / "run"], out, Filter(), None)
-        from agentd.trajectories.card import card_text, write_card
+        from agentd.exports.card import card_text, write_card
 
         card = write_card(out, card_text(out.name, "sft", result.card, summary=[],
                                          filters={"split": None}, columns="c"))

@@ -15,7 +15,7 @@ from agentd.cli import main
 from agentd.errors import UsageError
 from agentd.records import AstGrepRule, ModelOutput, TrajectoryRecord
 from agentd.testing.export_runs import reference_run
-from agentd.trajectories.samples import sample_episode
+from agentd.testing.samples import sample_episode
 from agentd.viewer.serve import make_server
 from agentd.viewer.site import MARKER, build_site
 

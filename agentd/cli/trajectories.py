@@ -11,18 +11,18 @@ from pathlib import Path
 
 from agentd.config import load_settings
 from agentd.errors import ConfigError, UsageError
-from agentd.trajectories.card import card_text, write_card
-from agentd.trajectories.export import (
+from agentd.exports.card import card_text, write_card
+from agentd.exports.export import (
     ExportResult,
     Filter,
     export_jsonl,
     export_parquet,
     export_srl,
 )
-from agentd.trajectories.groups import export_groups
-from agentd.trajectories.sft import export_sft
+from agentd.exports.groups import export_groups
+from agentd.exports.sft import export_sft
+from agentd.exports.tasks import TaskIndex, task_files
 from agentd.trajectories.stats import collect_stats, format_stats
-from agentd.trajectories.tasks import TaskIndex, task_files
 from agentd.trajectories.verify import verify_paths
 
 
@@ -70,7 +70,7 @@ def _task_index(args: argparse.Namespace) -> TaskIndex | None:
 
 _COLUMNS = {
     "jsonl": "The trajectory records, one JSON object per line, exactly as the engine wrote them.",
-    "parquet": "The flat schema of `agentd.trajectories.parquet` (one row per record).",
+    "parquet": "The flat schema of `agentd.exports.parquet` (one row per record).",
     "srl": "SRL step instances: context up to step k, the expert's step k as the target.",
     "sft": "`messages` (or `prompt` + `completion`): the chat exactly as sent and received; "
            "the assistant turn is the target. Then task, episode, step, reward, verdict, "

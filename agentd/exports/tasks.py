@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from agentd.trajectories.srl import TaskContext
+from agentd.exports.srl import TaskContext
 
 
 class _TaskId(msgspec.Struct):

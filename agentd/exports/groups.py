@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentd.exports.chat import PromptFormatError
+from agentd.exports.columns import episode_columns, reward_columns
+from agentd.exports.export import ExportResult, Filter
+from agentd.exports.extras import Step, episode_reward
+from agentd.exports.rows import RowSink, row_format
+from agentd.exports.sft import episodes, step_messages
+from agentd.exports.tasks import TaskIndex
+from agentd.exports.tokens import token_columns
 from agentd.fileio import atomic_output
-from agentd.trajectories.chat import PromptFormatError
-from agentd.trajectories.columns import episode_columns, reward_columns
-from agentd.trajectories.export import ExportResult, Filter
-from agentd.trajectories.extras import Step, episode_reward
-from agentd.trajectories.rows import RowSink, row_format
-from agentd.trajectories.sft import episodes, step_messages
-from agentd.trajectories.tasks import TaskIndex
-from agentd.trajectories.tokens import token_columns
 
 DEFAULT_EPSILON = 1e-6
 
@@ -101,7 +101,7 @@ def rollout_row(steps: list[Step], stats: GroupStats, tasks: TaskIndex | None) -
 def export_groups(paths: Iterable[Path], out: Path, flt: Filter, tasks: TaskIndex | None, *,
                   epsilon: float = DEFAULT_EPSILON) -> GroupsResult:
     """Write the rollouts of every group whose reward std is at least ``epsilon``."""
-    from agentd.trajectories.schemas import groups_schema
+    from agentd.exports.schemas import groups_schema
 
     paths = list(paths)
     stats = collect_groups(paths, flt, tasks)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from agentd import __version__
+from agentd.exports.columns import origin_columns
+from agentd.exports.extras import Step
+from agentd.exports.tasks import TaskMetaView
+from agentd.exports.tokens import token_columns
 from agentd.fileio import atomic_output
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.columns import origin_columns
-from agentd.trajectories.extras import Step
-from agentd.trajectories.tasks import TaskMetaView
-from agentd.trajectories.tokens import token_columns
 
 # The definitions of ``episode.reward`` (this package may not import it; a test checks that
 # the weights here are the ones the engine scores with).

@@ -19,7 +19,7 @@ import msgspec
 
 from agentd.config import WriterConfig
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.samples import sample_record
+from agentd.testing.samples import sample_record
 from agentd.trajectories.writer import TrajectoryWriter
 
 

@@ -17,14 +17,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from agentd.exports.chat import Message, PromptFormatError, split_prompt
+from agentd.exports.columns import episode_columns, step_columns
+from agentd.exports.export import ExportResult, Filter, kept_steps
+from agentd.exports.extras import Step, episode_accepted, episode_reward, group_by_episode
+from agentd.exports.rows import RowSink, row_format
+from agentd.exports.tasks import TaskIndex
 from agentd.fileio import atomic_output
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.chat import Message, PromptFormatError, split_prompt
-from agentd.trajectories.columns import episode_columns, step_columns
-from agentd.trajectories.export import ExportResult, Filter, kept_steps
-from agentd.trajectories.extras import Step, episode_accepted, episode_reward, group_by_episode
-from agentd.trajectories.rows import RowSink, row_format
-from agentd.trajectories.tasks import TaskIndex
 
 Unit = Literal["step", "episode"]
 Shape = Literal["messages", "prompt-completion"]
@@ -103,7 +103,7 @@ def _shaped(messages: list[Message], shape: Shape) -> dict[str, list[Message]]:
 def export_sft(paths: Iterable[Path], out: Path, flt: Filter, tasks: TaskIndex | None, *,
                unit: Unit = "step", shape: Shape = "messages") -> ExportResult:
     """Write the SFT rows to ``out`` (Parquet for ``*.parquet``, else JSON lines)."""
-    from agentd.trajectories.schemas import sft_schema
+    from agentd.exports.schemas import sft_schema
 
     if unit == "episode" and shape != "messages":
         from agentd.errors import UsageError

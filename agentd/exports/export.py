@@ -1,7 +1,7 @@
 """``agentd trajectories export``: filtered JSONL, Parquet and SRL step data.
 
-The training formats (``sft``, ``groups``) live in ``trajectories.sft`` and
-``trajectories.groups`` and read records through ``kept_steps`` here.
+The training formats (``sft``, ``groups``) live in ``exports.sft`` and
+``exports.groups`` and read records through ``kept_steps`` here.
 
 Every export streams: records are read one line at a time and written in bounded chunks
 (Parquet row groups of ``ROW_GROUP`` rows). Output goes to a temporary file next to ``--out``
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import msgspec
 
+from agentd.exports.card import CardStats
+from agentd.exports.extras import Step, decode_extras
+from agentd.exports.srl import episode_instances, group_episodes, is_expert_episode
+from agentd.exports.tasks import TaskIndex, TaskMetaView
 from agentd.fileio import atomic_output
 from agentd.records import TrajectoryRecord
-from agentd.trajectories.card import CardStats
-from agentd.trajectories.extras import Step, decode_extras
 from agentd.trajectories.reader import SchemaError, decode_record, iter_files, iter_lines
-from agentd.trajectories.srl import episode_instances, group_episodes, is_expert_episode
-from agentd.trajectories.tasks import TaskIndex, TaskMetaView
 
 _encoder = msgspec.json.Encoder()
 
@@ -117,8 +117,8 @@ def export_jsonl(paths: Iterable[Path], out: Path, flt: Filter,
 
 def export_parquet(paths: Iterable[Path], out: Path, flt: Filter,
                    tasks: TaskIndex | None = None) -> ExportResult:
-    """One row per kept record with the flat schema of ``trajectories.parquet``."""
-    from agentd.trajectories.parquet import ParquetSink  # pyarrow is slow to import
+    """One row per kept record with the flat schema of ``exports.parquet``."""
+    from agentd.exports.parquet import ParquetSink  # pyarrow is slow to import
 
     result = ExportResult()
     with atomic_output(out) as f, ParquetSink(f) as sink:

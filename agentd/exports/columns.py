@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentd.exports.extras import Step, episode_accepted, episode_reward, episode_verdict
+from agentd.exports.tasks import TaskMetaView
+from agentd.exports.tokens import FROM_SERVER, token_columns
 from agentd.records import Reward, TrajectoryRecord
-from agentd.trajectories.extras import Step, episode_accepted, episode_reward, episode_verdict
-from agentd.trajectories.tasks import TaskMetaView
-from agentd.trajectories.tokens import FROM_SERVER, token_columns
 
 
 def reward_columns(reward: Reward) -> dict[str, Any]:
