@@ -93,7 +93,7 @@ test: setup firejail dvc browser-deps
 	$(MAKE) --no-print-directory -j3 lint pytest e2e-setup train-setup
 	$(MAKE) --no-print-directory e2e
 
-# The closed loop on this CPU box (README "The closed loop"): collect verified trajectories,
+# The closed loop on this CPU box (docs/loop.md): collect verified trajectories,
 # train SmolLM2-135M on them in its own venv, serve the untuned and the tuned model with the
 # CPU vLLM and evaluate both side by side into reports/loop/report.md. Resumes after a kill.
 LOOP_ARGS ?=
@@ -104,7 +104,7 @@ loop: setup firejail corpus e2e-setup train-setup
 	$(BIN)/python scripts/loop.py $(LOOP_ARGS)
 
 # A GPU host (as root, checkout in /opt/agentd): the vLLM venv, each actor's model fetched into
-# HF_HOME, the env files and the vllm-actor@ template (scripts/setup_gpu_host.sh; README "GPU host").
+# HF_HOME, the env files and the vllm-actor@ template (scripts/setup_gpu_host.sh; docs/real-models.md, "A GPU host").
 setup-gpu: setup
 	bash scripts/setup_gpu_host.sh all
 

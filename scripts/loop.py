@@ -60,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=2, help="episodes per test task (pass@k)")
     p.add_argument("--steps", type=int, default=360, help="training steps (one row each)")
     p.add_argument("--train-layers", type=int, default=10,
-                   help="train the top N of the model's 30 layers (0: all; see README)")
+                   help="train the top N of the model's 30 layers (0: all; docs/loop.md)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--keep-submits", type=int, default=4,
                    help="train on one in N of the submit rows (all writing rows)")
@@ -140,7 +140,7 @@ def trajectories(run_id: str) -> Path:
 
 def run_model(model: str, model_dir: Path, episodes: int, done: Path) -> None:
     os.environ.pop("AGENTD_VLLM_URL", None)  # the loop serves its own two models
-    # Eight sequences at once: the most tokens/s two cores gave (README, saturation).
+    # Eight sequences at once: the most tokens/s two cores gave (docs/policies.md, saturation).
     os.environ.setdefault("AGENTD_VLLM_MAX_SEQS", "8")
     log = WORK / "logs" / f"vllm-{model}.log"
     log.parent.mkdir(parents=True, exist_ok=True)

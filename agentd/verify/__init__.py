@@ -1,4 +1,4 @@
-"""The verifier: judges a workspace by behaviour, not bytes (README "Verification").
+"""The verifier: judges a workspace by behaviour, not bytes (docs/episode.md, "Verification").
 
 ``Verifier`` is the public face, shared by the engine (every writing step and every episode
 end) and ``agentd verify``. Pure parts: ``syntax`` (parse, AST equivalence, statement units),

@@ -1,4 +1,4 @@
-"""The README's GPU-host path, step by step, as far as a CPU machine allows.
+"""The GPU-host path of docs/real-models.md, step by step, as far as a CPU machine allows.
 
 `make setup-gpu` runs scripts/setup_gpu_host.sh: its plan is checked in --dry-run (no CUDA,
 no network here); the env files it writes are written for real and the unit that reads them
