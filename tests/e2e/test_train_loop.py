@@ -33,6 +33,24 @@ def train_cmd(data: Path, out: Path) -> list[str]:
             "--warmup", "2", "--threads", "2"]
 
 
+# Run in the trainer's venv (safetensors and torch are not in the daemon's): which tensors of
+# the tuned checkpoint differ from the base model's.
+CHANGED_TENSORS = """
+import json, sys
+from safetensors.torch import load_file
+base, tuned = (load_file(f"{d}/model.safetensors") for d in sys.argv[1:3])
+print(json.dumps(sorted(k for k in tuned if not tuned[k].equal(base[k]))))
+"""
+
+
+def sft_rows(tmp_project: Path, out: Path) -> Path:
+    run = asyncio.run(reference_run(tmp_project))
+    config = str(tmp_project / "configs" / "agentd.yaml")
+    assert main(["trajectories", "export", "--config", config, "--format", "sft",
+                 "--verified-only", str(run), "--out", str(out)]) == 0
+    return out
+
+
 def logged_steps(log: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -54,11 +72,8 @@ def test_a_few_steps_lower_the_loss_survive_a_kill_and_serve(
         tmp_project: Path, tmp_path: Path) -> None:
     """Sync on purpose: ``agentd run`` (through ``main``) starts its own event loop."""
     subprocess.run(["bash", str(TRAIN), "setup"], check=True, timeout=3600)
-    run = asyncio.run(reference_run(tmp_project))
-    data = tmp_path / "sft" / "sft.jsonl"
+    data = sft_rows(tmp_project, tmp_path / "sft" / "sft.jsonl")
     config = str(tmp_project / "configs" / "agentd.yaml")
-    assert main(["trajectories", "export", "--config", config, "--format", "sft",
-                 "--verified-only", str(run), "--out", str(data)]) == 0
     out = tmp_path / "model"
 
     assert train_killed_once(data, out) == 143  # stopped by the signal, checkpointed
@@ -93,3 +108,25 @@ def test_a_few_steps_lower_the_loss_survive_a_kill_and_serve(
     assert any(r.done for r in records)  # type: ignore[union-attr]
     print(f"tuned smoke: loss {first:.3f} -> {last:.3f}; episode of {len(records)} steps, "
           f"verified {sum(r.verified for r in records)}", file=sys.stderr)  # type: ignore[union-attr]
+
+
+def test_train_layers_changes_the_top_layers_only(tmp_project: Path, tmp_path: Path) -> None:
+    """``--train-layers 2``: the two top decoder layers and the final norm move; the embedding
+    (tied to the output layer) and the 28 layers below stay the base model's, bit for bit."""
+    subprocess.run(["bash", str(TRAIN), "setup"], check=True, timeout=3600)
+    data = sft_rows(tmp_project, tmp_path / "sft.jsonl")
+    out = tmp_path / "model"
+    subprocess.run(["bash", str(TRAIN), "train", "--data", str(data), "--model", str(BASE),
+                    "--out", str(out), "--steps", "2", "--warmup", "1", "--lr", "1e-3",
+                    "--threads", "2", "--train-layers", "2"], check=True, timeout=1800)
+    python = subprocess.run(["bash", str(TRAIN), "path"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    changed = json.loads(subprocess.run(
+        [python, "-c", CHANGED_TENSORS, str(BASE), str(out / "final")], check=True,
+        capture_output=True, text=True, timeout=600).stdout)
+    layers = {name.split(".")[2] for name in changed if name.startswith("model.layers.")}
+    assert layers == {"28", "29"}, changed
+    assert "model.norm.weight" in changed
+    assert not [n for n in changed if "embed" in n or n.startswith("lm_head")], changed
+    method = json.loads((out / "final" / "agentd_train.json").read_text())["method"]
+    assert method == "fine-tuning of the top 2 layers"
