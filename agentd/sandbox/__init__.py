@@ -6,7 +6,7 @@ picks one in ``jails.select_jail``.
 
 from __future__ import annotations
 
-from agentd.sandbox.sandbox import Sandbox
+from agentd.sandbox.sandbox import Applied, Sandbox
 from agentd.sandbox.stats import JailReport, SandboxStatistics
 
-__all__ = ["JailReport", "Sandbox", "SandboxStatistics"]
+__all__ = ["Applied", "JailReport", "Sandbox", "SandboxStatistics"]

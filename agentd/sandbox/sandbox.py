@@ -4,6 +4,11 @@ Per action: validate (before any process) → snapshot the workspace (no-follow,
 handed to the sandbox uid) → run the tool in the jail under the concurrency limiter →
 snapshot again → diff in Python → one JSONL step line. The same action on the same files
 gives the same result, byte for byte (timings aside).
+
+A search runs with the workspace mounted read-only, so it reads no contents (the workspace is
+still checked against its limits and handed over, without reading a byte); ``act``
+hands the caller the after-snapshot it took (as text), or None when the action changed
+nothing, so nobody walks the workspace a third time to learn what is in it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +43,20 @@ from agentd.sandbox.stats import Counters, JailReport, SandboxStatistics
 from agentd.sandbox.workspace import (
     Owner,
     Snapshot,
+    admit,
     create_workspace,
     readable_files,
     remove_workspace,
     snapshot,
 )
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An action's result and the workspace after it (None: the action changed no file)."""
+
+    result: SandboxResult
+    files: dict[str, str] | None = None
 
 
 class Sandbox:
@@ -76,7 +91,7 @@ class Sandbox:
     async def read_files(self, workspace: Path) -> dict[str, str]:
         """Every regular file of the workspace as text (no-follow, bounded)."""
         snap = await anyio.to_thread.run_sync(readable_files, workspace, self.limits)
-        return {p: data.decode("utf-8", "replace") for p, data in snap.files.items()}
+        return _texts(snap)
 
     async def cleanup(self, workspace: Path) -> None:
         """Remove the workspace (symlinks inside are never followed)."""
@@ -87,19 +102,25 @@ class Sandbox:
     async def apply_action(self, workspace: Path, action: Action, *, task_id: str = "adhoc",
                            test_spec: TestSpec | None = None) -> SandboxResult:
         """Validate and run ``action``; failures of the action are data, not exceptions."""
+        return (await self.act(workspace, action, task_id=task_id, test_spec=test_spec)).result
+
+    async def act(self, workspace: Path, action: Action, *, task_id: str = "adhoc",
+                  test_spec: TestSpec | None = None) -> Applied:
+        """``apply_action``, and the workspace's files after it when it changed any."""
         started = time.perf_counter()
         self._counters.in_flight += 1
         trace: dict[str, Any] = {}
         try:
-            result = await self._dispatch(workspace, action, test_spec, trace)
+            applied = await self._dispatch(workspace, action, test_spec, trace)
         finally:
             self._counters.in_flight -= 1
+        result = applied.result
         if result.duration_ms == 0.0:
             ms = (time.perf_counter() - started) * 1000
             result = _with_duration(result, ms)
         self._counters.record(result)
         await self._journal.write(task_id, _step_line(task_id, action, result, trace, self))
-        return result
+        return Applied(result, applied.files)
 
     async def run_tests(self, workspace: Path, test_spec: TestSpec, *,
                         task_id: str = "adhoc") -> TestResult:
@@ -111,19 +132,19 @@ class Sandbox:
         )
 
     async def _dispatch(self, workspace: Path, action: Action, test_spec: TestSpec | None,
-                        trace: dict[str, Any]) -> SandboxResult:
+                        trace: dict[str, Any]) -> Applied:
         if isinstance(action, Submit):
-            return SandboxResult(exit_code=0)
+            return Applied(SandboxResult(exit_code=0))
         try:
             if isinstance(action, ReadFile):
-                return await anyio.to_thread.run_sync(
-                    results.read_file, workspace, action, self.limits)
+                return Applied(await anyio.to_thread.run_sync(
+                    results.read_file, workspace, action, self.limits))
             return await self._run_action(workspace, action, test_spec, trace)
         except ActionRejected as exc:
-            return results.rejected(exc)
+            return Applied(results.rejected(exc))
 
     async def _run_action(self, workspace: Path, action: Action, test_spec: TestSpec | None,
-                          trace: dict[str, Any]) -> SandboxResult:
+                          trace: dict[str, Any]) -> Applied:
         clock = _Clock(trace)
         plan, before = await anyio.to_thread.run_sync(
             self._plan_and_snapshot, workspace, action, test_spec)
@@ -136,20 +157,28 @@ class Sandbox:
             finally:
                 self._counters.ended()
         clock.lap("run_ms")
+        if before is None:  # read-only mount: nothing can have changed
+            result = results.from_run(raw, plan, {}, {}, self.limits)
+            clock.lap("diff_ms")
+            return Applied(result)
         try:
             after = await anyio.to_thread.run_sync(snapshot, workspace, self.limits)
         except ActionRejected as exc:  # over quota, or a hard link appeared: no diff
-            return results.from_run(raw, plan, {}, {}, self.limits, override=exc)
+            result = results.from_run(raw, plan, {}, {}, self.limits, override=exc)
+            return Applied(result, await self.read_files(workspace))
         result = results.from_run(raw, plan, before.files, after.files, self.limits)
         clock.lap("diff_ms")
-        return result
+        return Applied(result, _texts(after) if result.changed_files else None)
 
     def _plan_and_snapshot(self, workspace: Path, action: Action,
-                           test_spec: TestSpec | None) -> tuple[Plan, Snapshot]:
+                           test_spec: TestSpec | None) -> tuple[Plan, Snapshot | None]:
         plan = plan_action(action, workspace, self.limits, test_spec=test_spec,
                            allowlist=frozenset(self.binaries))
         if os.path.islink(workspace):  # noqa: PTH114 - the bind source must be a real directory
             raise ActionRejected("path_escape", "the workspace itself is a symlink")
+        if not plan.writes:  # mounted read-only: checked and handed over, no diff to take
+            admit(workspace, self.limits, self.owner)
+            return plan, None
         return plan, snapshot(workspace, self.limits, self.owner)
 
     async def _spawn(self, workspace: Path, plan: Plan, trace: dict[str, Any]) -> RawRun:
@@ -220,6 +249,7 @@ class Sandbox:
             workspace=workspace.absolute(), limits=self.limits, ro_paths=binary.mounts,
             data_files=tuple(data_files), seccomp_fd=seccomp, seccomp=self.config.seccomp,
             uid=self.owner.uid, gid=self.owner.gid, full_os=plan.full_os,
+            writable=plan.writes,
         )
 
     # ------------------------------------------------------------------ introspection
@@ -275,6 +305,10 @@ class _DataDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _texts(snap: Snapshot) -> dict[str, str]:
+    return {p: data.decode("utf-8", "replace") for p, data in snap.files.items()}
 
 
 def _inline_data(arg: str, by_name: dict[str, str]) -> str:

@@ -147,6 +147,7 @@ class _Walker:
         if self.snap.total_bytes > self.limits.workspace_bytes:
             raise WorkspaceLimitError(f"workspace holds more than {self.limits.workspace_bytes} B")
         if not self.contents:
+            self._defer(parts, st)  # handed over by a no-follow re-open, as below
             return
         fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
         try:
@@ -193,6 +194,15 @@ def snapshot(root: Path, limits: SandboxLimits, owner: Owner = Owner()) -> Snaps
     try:
         return _Walker(limits, owner).walk(root)
     except OSError as exc:  # e.g. EACCES on a stray mount point: unusable, not a crash
+        raise ActionRejected("invalid_action", f"workspace unreadable: {exc.strerror}") from None
+
+
+def admit(root: Path, limits: SandboxLimits, owner: Owner = Owner()) -> Snapshot:
+    """``snapshot``'s checks and hand-over without reading a byte: for an action that sees
+    the workspace read-only (a search), whose result needs no contents to diff."""
+    try:
+        return _Walker(limits, owner, contents=False).walk(root)
+    except OSError as exc:
         raise ActionRejected("invalid_action", f"workspace unreadable: {exc.strerror}") from None
 
 

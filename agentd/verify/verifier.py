@@ -3,7 +3,11 @@
 Its rule searches run in the real jail (``Sandbox.apply_action``), each on a fresh workspace
 holding only the files being judged; the syntax checks run in a worker thread (whole-file
 parsing takes tens of milliseconds on the largest tasks). What is known about a task (its
-rule matches in the original and in the gold) is computed once and kept in a bounded cache.
+rule matches in the original and in the gold) is computed once and kept in a bounded cache,
+and so are the rule matches and the measure of every file set judged lately: an episode's
+first measure (the task's own files), a step that reverts to an earlier text, a workspace
+equal to the gold and the final verdict right after the last step's measure need no second
+jailed search.
 """
 
 from __future__ import annotations
@@ -11,16 +15,40 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Generic, TypeVar
 
 import anyio
 
 from agentd.records import Task, TestSpec, Verdict, VerdictCheck
 from agentd.sandbox import Sandbox
 from agentd.verify.measure import Measure, TaskFacts, gold_files, measure, task_facts
-from agentd.verify.rules import find_matches
+from agentd.verify.rules import RuleMatches, find_matches, target_paths
 from agentd.verify.verdict import decide, structural_checks, tests_check
 
 FACTS_CACHE_SIZE = 256
+MATCHES_CACHE_SIZE = 256
+T = TypeVar("T")
+
+_Key = tuple[str, tuple[tuple[str, str], ...]]  # a task id and (path, text) pairs
+
+
+class _Lru(Generic[T]):
+    """A bounded least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[_Key, T] = OrderedDict()
+
+    def get(self, key: _Key) -> T | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: _Key, value: T) -> None:
+        self._items[key] = value
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 class Verifier:
@@ -29,7 +57,10 @@ class Verifier:
     def __init__(self, sandbox: Sandbox, *, cache_size: int = FACTS_CACHE_SIZE) -> None:
         self.sandbox = sandbox
         self._facts: OrderedDict[str, TaskFacts] = OrderedDict()
+        self._matches: _Lru[RuleMatches] = _Lru(MATCHES_CACHE_SIZE)
+        self._measures: _Lru[Measure] = _Lru(MATCHES_CACHE_SIZE)
         self._cache_size = cache_size
+        self.searches = 0  # file sets searched in the jail (the rest came from the cache)
 
     async def facts(self, task: Task) -> TaskFacts:
         """The task's own rule matches (original and gold) and allowed units, cached."""
@@ -37,8 +68,8 @@ class Verifier:
         if key in self._facts:
             self._facts.move_to_end(key)
             return self._facts[key]
-        before = await find_matches(self.sandbox, task, task.files)
-        gold = await find_matches(self.sandbox, task, gold_files(task))
+        before = await self._find(task, task.files)
+        gold = await self._find(task, gold_files(task))
         facts = await anyio.to_thread.run_sync(task_facts, task, before, gold)
         self._facts[key] = facts
         while len(self._facts) > self._cache_size:
@@ -47,10 +78,29 @@ class Verifier:
 
     async def measure(self, task: Task, files: Mapping[str, str]) -> Measure:
         """``files`` (every file of a workspace) against ``task``."""
+        key = (task.task_id, tuple(sorted(files.items())))
+        known = self._measures.get(key)
+        if known is not None:
+            return known
         facts = await self.facts(task)
-        found = await find_matches(self.sandbox, task, files)
-        return await anyio.to_thread.run_sync(functools.partial(
+        found = await self._find(task, files)
+        result = await anyio.to_thread.run_sync(functools.partial(
             measure, task, facts, dict(files), found))
+        if all(m is not None for m in found.per_rule):  # a failed search may not fail again
+            self._measures.put(key, result)
+        return result
+
+    async def _find(self, task: Task, files: Mapping[str, str]) -> RuleMatches:
+        """The task's rule matches in ``files``: from the cache, or searched in the jail."""
+        key = (task.task_id, tuple((p, files[p]) for p in target_paths(task) if p in files))
+        found = self._matches.get(key)
+        if found is not None:
+            return found
+        found = await find_matches(self.sandbox, task, files)
+        self.searches += 1
+        if all(m is not None for m in found.per_rule):
+            self._matches.put(key, found)
+        return found
 
     async def verdict(self, task: Task, files: Mapping[str, str]) -> Verdict:
         """The final verdict on ``files``; the task's tests run on a fresh workspace."""

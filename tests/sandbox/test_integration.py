@@ -145,3 +145,42 @@ class TestBookkeeping:
         assert report.works, report.detail
         assert report.jailer == sandbox.jail.name and report.uid == 65534 and report.seccomp
         assert report.ast_grep_version == sandbox.ast_grep_version != ""
+
+
+class TestAfterSnapshot:
+    async def test_act_hands_back_the_files_only_when_they_changed(
+        self, sandbox: Sandbox
+    ) -> None:
+        """``act`` returns the workspace after a writing action, and None when nothing
+        changed (a search, a read, a rewrite that matched nothing, a submit)."""
+        ws = await sandbox.prepare_workspace("t", {"a.py": "f(1)\n", "b.py": "g(2)\n"})
+        for action in (AstGrepSearch(lang="python", pattern="f($A)"), ReadFile(path="a.py"),
+                       AstGrepRun(pattern="h($A)", rewrite="k($A)", lang="python"), Submit()):
+            applied = await sandbox.act(ws, action)
+            assert applied.result.error_kind == "none" and applied.files is None, applied
+        applied = await sandbox.act(ws, AstGrepRun(pattern="f($A)", rewrite="f($A + 1)",
+                                                   lang="python"))
+        assert applied.result.changed_files == ["a.py"]
+        assert applied.files == {"a.py": "f(1 + 1)\n", "b.py": "g(2)\n"}
+        assert applied.files == await sandbox.read_files(ws)
+
+    async def test_a_search_sees_the_workspace_read_only(self, sandbox: Sandbox,
+                                                         tmp_path: Path) -> None:
+        """The jail mounts the workspace read-only for a search and read-write for a
+        rewrite (the step journal holds each argv)."""
+        ws = await sandbox.prepare_workspace("t", {"a.py": "f(1)\n"})
+        await sandbox.apply_action(ws, AstGrepSearch(lang="python", pattern="f($A)"),
+                                   task_id="ro")
+        await sandbox.apply_action(ws, AstGrepRun(pattern="f($A)", rewrite="g($A)",
+                                                  lang="python"), task_id="ro")
+        lines = (tmp_path / "logs" / "ro.jsonl").read_text().splitlines()
+        search, rewrite = (json.loads(line)["argv"] for line in lines)
+        ro = {"bwrap": ["--ro-bind", str(ws.absolute())], "firejail": [f"--read-only={ws}"]}
+        rw = {"bwrap": ["--bind", str(ws.absolute())], "firejail": [f"--read-write={ws}"]}
+        name = sandbox.jail.name
+        assert _contains(search, ro[name]) and not _contains(search, rw[name])
+        assert _contains(rewrite, rw[name]) and not _contains(rewrite, ro[name])
+
+
+def _contains(argv: list[str], part: list[str]) -> bool:
+    return any(argv[i:i + len(part)] == part for i in range(len(argv)))

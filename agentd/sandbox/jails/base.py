@@ -64,6 +64,7 @@ class JailRun:
     uid: int | None = None  # None: do not change uid (the daemon is not root)
     gid: int | None = None
     full_os: bool = True  # False: no /proc, only /dev/null (the ast-grep profile)
+    writable: bool = True  # False: the workspace is mounted read-only (searches)
     env: tuple[tuple[str, str], ...] = field(default=JAIL_ENV)
 
 

@@ -71,7 +71,8 @@ class BwrapJail:
         argv += _data_dirs(tuple(d.dest for d in run.data_files))
         for data in run.data_files:
             argv += ["--perms", "0444", "--ro-bind-data", str(data.fd), data.dest]
-        argv += ["--bind", str(run.workspace), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
+        bind = "--bind" if run.writable else "--ro-bind"
+        argv += [bind, str(run.workspace), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
         if run.seccomp_fd is not None:
             argv += ["--seccomp", str(run.seccomp_fd)]
         for key, value in run.env:

@@ -97,7 +97,7 @@ class FirejailJail:
     def build(self, run: JailRun) -> list[str]:
         argv = [self.binary, *_STATIC, *(_SECCOMP if run.seccomp else ())]
         argv += [*_tmp_whitelist(run), *_home_binds(run.ro_paths)]
-        argv.append(f"--read-write={run.workspace}")
+        argv.append(f"--{'read-write' if run.writable else 'read-only'}={run.workspace}")
         # firejail adds variables of its own (container, DBUS_*, FIREJAIL_QUIET, ...) and
         # passes root's through: ``env -i`` after the uid drop leaves only the jail's.
         clean = [ENV, "-i", *(f"{key}={value}" for key, value in run.env)]

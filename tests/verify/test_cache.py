@@ -1,0 +1,47 @@
+"""The verifier searches each file set in the jail once: the cache behind facts, measures
+and verdicts (a second search of the same texts would only cost a jail run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from agentd.config import SandboxConfig
+from agentd.records import AstGrepRule
+from agentd.sandbox import Sandbox
+from agentd.testing.tasks import make_task
+from agentd.verify import Verifier
+from agentd.verify.measure import gold_files
+
+
+def verifier(tmp_path: Path) -> Verifier:
+    sandbox = Sandbox(SandboxConfig(), workspaces_dir=tmp_path / "ws", log_dir=tmp_path / "logs")
+    return Verifier(sandbox)
+
+
+async def test_known_file_sets_are_not_searched_again(tmp_path: Path) -> None:
+    v, task = verifier(tmp_path), make_task(1)
+    await v.facts(task)
+    assert v.searches == 2  # the original and the gold
+    first = await v.measure(task, task.files)
+    final = await v.verdict(task, gold_files(task))
+    assert v.searches == 2
+    assert first.counts == (1,) and final.accepted
+    [path] = task.files
+    edited = {path: task.files[path] + "\nz = 1\n"}
+    again = [await v.measure(task, dict(edited)) for _ in range(2)]
+    assert v.searches == 3 and again[0] == again[1]
+
+
+async def test_a_failed_search_is_not_remembered(tmp_path: Path) -> None:
+    """A search that failed (here: a rule ast-grep refuses) is tried again next time."""
+    v = verifier(tmp_path)
+    bad_rule = ("id: x\nlanguage: python\nrule:\n  pattern: $A == None\n"
+                "  kind: no_such_kind\nfix: y\n")
+    task = msgspec.structs.replace(make_task(1), reference_actions=[AstGrepRule(
+        rule_yaml=bad_rule)])
+    first = await v.measure(task, task.files)
+    searched = v.searches
+    await v.measure(task, task.files)
+    assert first.counts == (None,) and v.searches == searched + 1
