@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 import msgspec
 
+Key = tuple[str, str, int, int]
+"""A step's identity: (run_id, task_id, episode, step)."""
+
 SCHEMA_VERSION = 1
 
 
@@ -263,7 +266,7 @@ class TrajectoryRecord(msgspec.Struct, frozen=True):
     verdict: Verdict | None = None  # set where the verifier judged the final workspace
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
+    def key(self) -> Key:
         return (self.run_id, self.task_id, self.episode, self.step)
 
 

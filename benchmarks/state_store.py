@@ -1,4 +1,4 @@
-"""StateStore throughput next to a plain synchronous sqlite3 loop doing the same writes.
+"""SqliteStateStore throughput next to a plain synchronous sqlite3 loop doing the same writes.
 
     .venv/bin/python benchmarks/state_store.py [--episodes 200] [--steps 10] [--synchronous NORMAL]
 
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from agentd.config import StateConfig
-from agentd.state import State, StateStore, decode_state, encode_state
+from agentd.state import SqliteStateStore, State, decode_state, encode_state
 from agentd.state.store import _INSERT, _UPDATE, SCHEMA
 
 
@@ -40,7 +40,7 @@ def sample_state(step: int) -> State:
 async def bench_store(
     path: Path, cfg: StateConfig, episodes: int, steps: int
 ) -> tuple[float, float]:
-    store = await StateStore.open(path, cfg)
+    store = await SqliteStateStore.open(path, cfg)
     states = [sample_state(s) for s in range(steps)]
 
     async def saver(ep: int) -> None:

@@ -30,7 +30,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "engine": ENGINE,
     "daemon": ENGINE | {"engine"},
     "exports": RECORDS | {"trajectories", "episode"},
-    "reports": RECORDS | {"trajectories", "datasets", "exports"},
+    "reports": RECORDS | {"trajectories", "datasets", "exports", "state", "engine"},
     "viewer": RECORDS | {"trajectories", "exports"},
     "testing": RECORDS | {"sandbox", "datasets", "verify", "state", "policies", "trajectories",
                           "episode", "engine", "daemon", "exports", "reports", "viewer", "cli"},
@@ -105,3 +105,20 @@ def test_every_exception_derives_from_agentd_error() -> None:
                     cls, AgentdError):
                 outside.append(f"{module.__name__}.{name}")
     assert outside == []
+
+
+def test_the_runner_takes_no_callback_into_the_engine() -> None:
+    """The runner is wired with typed parts (Protocols, an Event), never with a function."""
+    import dataclasses
+    import typing
+
+    from agentd.engine.engine import Engine
+    from agentd.engine.submission import SubmitRequest
+    from agentd.episode import runner, wiring
+
+    hints = typing.get_type_hints(runner.EpisodeRunner)
+    fields = {f.name: hints[f.name] for f in dataclasses.fields(runner.EpisodeRunner)}
+    callables = [name for name, hint in fields.items() if "Callable" in repr(hint)]
+    assert callables == []
+    assert fields["committer"] is wiring.StepCommitter
+    assert typing.get_type_hints(Engine.submit)["req"] is SubmitRequest

@@ -50,7 +50,7 @@ def _data_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
                         ("build", "build verified tasks from fetched sources"),
                         ("stats", "print and write per-split statistics"),
                         ("verify", "re-check raw hashes and re-verify a sample of tasks")):
-        p = _add(dsub, name, f"agentd.datasets.commands:{name}_command", help_)
+        p = _add(dsub, name, f"agentd.cli.data:{name}_command", help_)
         _config_arg(p)
         p.add_argument("names", nargs="*", help="catalog entries (default: all enabled)")
         if name == "verify":
@@ -89,7 +89,7 @@ def _engine_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     sb = sub.add_parser("sandbox", help="run actions in the jail")
     ssub = sb.add_subparsers(dest="sandbox_cmd", required=True, parser_class=_Parser)
-    p = _add(ssub, "exec", "agentd.sandbox.commands:exec_command",
+    p = _add(ssub, "exec", "agentd.cli.sandbox:exec_command",
              "run one action in the jail and print the SandboxResult as JSON")
     _config_arg(p)
     p.add_argument("--workspace", type=Path, required=True)
@@ -98,7 +98,7 @@ def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
 
     st = sub.add_parser("state", help="inspect the state store")
     stsub = st.add_subparsers(dest="state_cmd", required=True, parser_class=_Parser)
-    p = _add(stsub, "dump", "agentd.state.commands:dump_command", "print a task's state")
+    p = _add(stsub, "dump", "agentd.cli.state:dump_command", "print a task's state")
     _config_arg(p)
     p.add_argument("task_id")
     p.add_argument("--episode", type=int, default=0)
@@ -115,7 +115,7 @@ def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         if name == "export":
             _export_args(p)
 
-    p = _add(sub, "verify", "agentd.verify.commands:verify_command",
+    p = _add(sub, "verify", "agentd.cli.verify:verify_command",
              "judge a directory as a task's solution; print the verdict as JSON "
              "(exit 0 accepted, 1 rejected)")
     _config_arg(p)
@@ -124,12 +124,12 @@ def _tool_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--tasks", type=Path, action="append", default=None,
                    help="tasks.jsonl file or dir, repeatable (default: the processed data)")
 
-    p = _add(sub, "report", "agentd.reports.commands:report_command",
+    p = _add(sub, "report", "agentd.cli.report:report_command",
              "write reports/teacher/metrics.md and charts")
     _config_arg(p)
     p.add_argument("--run-id", default=None)
 
-    p = _add(sub, "eval", "agentd.reports.commands:eval_command",
+    p = _add(sub, "eval", "agentd.cli.report:eval_command",
              "episode success, pass@k, precision and steps of runs side by side; "
              "writes reports/eval/eval.md, eval.json and eval.png")
     _config_arg(p)
@@ -171,7 +171,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _view_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = _add(sub, "view", "agentd.viewer.commands:view_command",
+    p = _add(sub, "view", "agentd.cli.view:view_command",
              "write a static HTML viewer of a run's trajectories (optionally serve it)")
     _config_arg(p)
     p.add_argument("run_id", metavar="RUN_ID", help="a run under the trajectories directory, "

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from agentd.cli.data import build_command, fetch_command
 from agentd.config import MAX_EPISODES_PER_TASK, Settings, load_settings
-from agentd.engine.foreground import RunOptions, ensure_corpus, run_foreground
+from agentd.datasets import tasks_path
+from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.engine.lock import StateLock
 from agentd.engine.preflight import preflight
 from agentd.engine.submission import (
@@ -21,6 +24,19 @@ from agentd.engine.submission import (
     valid_run_id,
 )
 from agentd.logging import setup_logging, shutdown_logging
+
+
+async def ensure_corpus(settings: Settings, config: Path | None, split: str) -> None:
+    """Fetch and build the task corpus when the split's tasks are missing (a first run)."""
+    if tasks_path(settings, split).exists():
+        return
+    print(f"agentd run: no tasks for split {split!r} yet; building the corpus first",
+          file=sys.stderr)
+    ns = argparse.Namespace(config=config, names=[], limit=None)
+    for step in (fetch_command, build_command):
+        code = await anyio.to_thread.run_sync(step, ns)
+        if code != 0:
+            raise SystemExit(code)
 
 
 def _options(args: argparse.Namespace, settings: Settings) -> RunOptions:

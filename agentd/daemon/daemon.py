@@ -34,7 +34,8 @@ from agentd.daemon.prometheus import serve_metrics
 from agentd.engine.engine import Engine
 from agentd.engine.lock import StateLock
 from agentd.engine.preflight import preflight
-from agentd.errors import AgentdError, ConfigError
+from agentd.engine.submission import parse_submit, task_ids_arg, valid_run_id
+from agentd.errors import AgentdError, ConfigError, UsageError
 from agentd.logging import get_logger, log_context, setup_logging, shutdown_logging, subscribe
 
 log = get_logger(__name__)
@@ -184,8 +185,8 @@ class Daemon:
         admin.register("reload", "re-read the configuration files", self._cmd_reload)
         admin.register("shutdown", "drain and exit", self._cmd_shutdown)
         admin.register("submit", "queue tasks: split=, task_ids=, tasks_file=, episodes=, "
-                       "policy=, run_id=, limit=", self.engine.submit)
-        admin.register("cancel", "cancel queued episodes: run_id=, task_ids=", self.engine.cancel)
+                       "policy=, run_id=, limit=", self._cmd_submit)
+        admin.register("cancel", "cancel queued episodes: run_id=, task_ids=", self._cmd_cancel)
         admin.register("actors", "probe every actor; pool and teacher statistics",
                        self._cmd_actors)
         admin.register_stream("tail", "stream log events: level=", self._cmd_tail)
@@ -200,6 +201,20 @@ class Daemon:
                             "stopping": self._stop.is_set(), "stop_reason": self._stop_reason}
         status["admin"] = vars(self._admin.statistics())
         return status
+
+    async def _cmd_submit(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Every argument is checked before anything is committed (engine/submission.py).
+        req = await anyio.to_thread.run_sync(parse_submit, self.settings, args)
+        done = await self.engine.submit(req)
+        return {"run_id": done.run_id, "tasks": done.tasks, "episodes_added": done.episodes,
+                "policy": done.policy, "route": done.route}
+
+    async def _cmd_cancel(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("run_id"):
+            raise UsageError("cancel needs run_id=")
+        run_id = valid_run_id(args["run_id"])
+        task_ids = sorted(task_ids_arg(args.get("task_ids")))
+        return {"cancelled": await self.engine.cancel(run_id, task_ids)}
 
     async def _cmd_stats(self, _: dict[str, Any]) -> dict[str, Any]:
         return self.engine.metrics.snapshot()

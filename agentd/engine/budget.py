@@ -1,25 +1,20 @@
 """``RunBudget``: per-run caps on money and tokens (``agentd.yaml: budget``).
 
 Every committed step charges its run with the step's ``usage`` (cost and prompt + completion
-tokens). When a run reaches a cap the engine pauses intake — steps in flight finish, no new
-episode starts — and ``ctl status`` shows the reason; ``ctl resume`` (after raising the cap
-with ``ctl reload``) goes on. The spend is durable: it is added up in SQLite in each step's
-commit transaction (``run_spend``), so a restarted daemon or a resumed run goes on from what the
-run has really spent, and the first step it commits past the cap pauses intake again.
+tokens). When a run reaches a cap the step committer pauses intake (``IntakeGate``): steps in
+flight finish, no new episode starts, and ``ctl status`` shows the reason; ``ctl resume``
+(after raising the cap with ``ctl reload``) goes on. The spend is durable: it is added up in
+SQLite in each step's commit transaction (``run_spend``), so a restarted daemon or a resumed
+run goes on from what the run has really spent, and the first step it commits past the cap
+pauses intake again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentd.config import BudgetConfig
-from agentd.engine.commit import StepCommitter
-from agentd.engine.queue import Spend
-from agentd.episode.lease import Lease
-from agentd.episode.runner import CommitStep
-from agentd.records import TrajectoryRecord
-from agentd.state import State
+from agentd.engine.results import Spend
 
 
 @dataclass
@@ -50,19 +45,3 @@ class RunBudget:
     def statistics(self) -> dict[str, dict[str, float | int]]:
         return {run: {"cost_usd": round(s.cost_usd, 6), "tokens": s.tokens}
                 for run, s in self._runs.items()}
-
-
-def charged(committer: StepCommitter, budget: RunBudget,
-            on_cap: Callable[[str], None]) -> CommitStep:
-    """Commit (which charges the step's run), then check the run's totals against the caps;
-    ``on_cap(reason)`` once a cap is reached."""
-
-    async def commit_and_charge(lease: Lease, step: int, state: State, version: int,
-                                record: TrajectoryRecord, files: dict[str, str],
-                                done: bool) -> None:
-        spend = await committer.commit(lease, step, state, version, record, files, done)
-        reason = budget.observe(record.run_id, spend)
-        if reason is not None:
-            on_cap(reason)
-
-    return commit_and_charge

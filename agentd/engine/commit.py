@@ -2,10 +2,11 @@
 
 A step is *acknowledged* when one transaction has saved its state (compare-and-swap), advanced
 its queue row (fenced by the lease id) and put its trajectory record into the ``outbox``.
-The record then goes to the writer under the same lock, so shards follow commit order; the
-writer's durability callback deletes outbox rows. After a crash ``recover()`` cuts a torn last
-line, finds the last record that reached each run's shard, drops the outbox rows up to it and
-returns the rest, in commit order, to be written again — none lost, none twice.
+The record is encoded once; the same bytes then go to the writer under the same lock, so
+shards follow commit order, and the writer's durability callback (``Outbox.on_durable``)
+deletes outbox rows. After a crash ``recover()`` cuts a torn last line, finds the last record
+that reached each run's shard, drops the outbox rows up to it and returns the rest, in commit
+order, to be written again — none lost, none twice.
 """
 
 from __future__ import annotations
@@ -14,18 +15,25 @@ import aiosqlite
 import anyio
 import msgspec
 
-from agentd.engine.queue import Spend, TaskQueue
+from agentd.engine.budget import RunBudget
+from agentd.engine.gate import IntakeGate
+from agentd.engine.outbox import Outbox
+from agentd.engine.queue import TaskQueue
+from agentd.engine.results import Results, Spend
 from agentd.episode.lease import Lease
 from agentd.errors import AgentdError, TrajectoryError
 from agentd.logging import get_logger
 from agentd.records import TrajectoryRecord
-from agentd.state import State, StateStore
+from agentd.state import Database, State, StateStore
 from agentd.trajectories import TrajectorySink, TrajectoryWriter
 from agentd.trajectories.shards import check_run_id
 
 log = get_logger(__name__)
 _record_decoder = msgspec.json.Decoder(TrajectoryRecord)
 _record_encoder = msgspec.json.Encoder()
+
+Replay = tuple[TrajectoryRecord, bytes]
+"""An outbox record to write again after a crash: decoded (for its key) and as stored."""
 
 
 class LeaseLostError(AgentdError):
@@ -35,79 +43,75 @@ class LeaseLostError(AgentdError):
 class StepCommitter:
     """Commits steps atomically and reconciles the outbox with the shards."""
 
-    def __init__(self, store: StateStore, queue: TaskQueue) -> None:
+    def __init__(self, db: Database, store: StateStore, queue: TaskQueue, results: Results,
+                 outbox: Outbox, sink: TrajectorySink, *, budget: RunBudget,
+                 gate: IntakeGate) -> None:
+        self.db = db
         self.store = store
         self.queue = queue
-        self.sink: TrajectorySink | None = None
+        self.results = results
+        self.outbox = outbox
+        self.sink = sink
+        self.budget = budget
+        self.gate = gate
         self.poisoned = 0  # outbox rows the last recovery had to skip
         self._lock = anyio.Lock()
 
     async def commit(self, lease: Lease, step: int, state: State, version: int,
-                     record: TrajectoryRecord, files: dict[str, str], done: bool) -> Spend:
+                     record: TrajectoryRecord, files: dict[str, str] | None,
+                     done: bool) -> Spend:
         """State, queue progress, the run's spend and the outbox row in one transaction, then
-        to the writer; returns what the run has spent, this step included."""
-        assert self.sink is not None
+        to the writer; returns what the run has spent, this step included. ``files`` is the
+        workspace after the step, or None when the step left it as it was. A run that is now
+        at a budget cap pauses intake."""
+        encoded = _record_encoder.encode(record)  # once: the outbox row and the shard line
         async with self._lock:
             # Once started, a commit finishes: cancelling half-way would only roll it back.
             with anyio.CancelScope(shield=True):
-                async with self.store.transaction() as db:
-                    await self.store.save_in(db, lease.run_id, lease.task_id, lease.episode,
+                async with self.db.transaction() as conn:
+                    await self.store.save_in(conn, lease.run_id, lease.task_id, lease.episode,
                                              state, version)
-                    await db.execute(
-                        "INSERT INTO outbox(run_id, task_id, episode, step, record)"
-                        " VALUES (?, ?, ?, ?, ?)", (*record.key, _record_encoder.encode(record)))
-                    if not await self.queue.advance_in(db, lease, step=step, files=files,
+                    await self.outbox.put_in(conn, record.key, encoded)
+                    if not await self.queue.advance_in(conn, lease, step=step, files=files,
                                                        done=done):
                         raise LeaseLostError(f"lost the lease of {lease.group}")
                     if done:
-                        await self.queue.record_result_in(
-                            db, lease, final_match=record.reward.final_match, steps=step + 1)
-                    spend = await self.queue.charge_in(db, record.run_id, record.usage)
-            await self.sink.put(record)
+                        await self.results.record_result_in(
+                            conn, lease, final_match=record.reward.final_match, steps=step + 1)
+                    spend = await self.results.charge_in(conn, record.run_id, record.usage)
+            await self.sink.put(record, encoded)
+        reason = self.budget.observe(record.run_id, spend)
+        if reason is not None:
+            self.gate.pause_for_budget(reason)
         return spend
 
-    async def on_durable(self, records: list[TrajectoryRecord]) -> None:
-        """The writer made these durable: they leave the outbox."""
-        async with self.store.transaction() as db:
-            await db.executemany(
-                "DELETE FROM outbox WHERE run_id=? AND task_id=? AND episode=? AND step=?",
-                [r.key for r in records])
-
-    async def recover(self, writer: TrajectoryWriter) -> list[TrajectoryRecord]:
+    async def recover(self, writer: TrajectoryWriter) -> list[Replay]:
         """Drop outbox rows already in the shards; return the rest in commit order. A row
         that cannot be replayed (an unsafe run id, an undecodable record) is skipped and
         reported (``poisoned``), never a reason to refuse to start."""
-        pending: list[TrajectoryRecord] = []
+        pending: list[Replay] = []
         self.poisoned = 0
-        async with self.store.transaction() as db:
-            cur = await db.execute("SELECT DISTINCT run_id FROM outbox")
-            for (run_id,) in list(await cur.fetchall()):
+        async with self.db.transaction() as conn:
+            for run_id in await self.outbox.run_ids(conn):
                 try:
-                    pending += await self._recover_run(db, writer, check_run_id(str(run_id)))
+                    pending += await self._recover_run(conn, writer, check_run_id(run_id))
                 except TrajectoryError as exc:
-                    cur = await db.execute("SELECT COUNT(*) FROM outbox WHERE run_id=?",
-                                           (run_id,))
-                    (rows,) = await cur.fetchone() or (0,)
+                    rows = await self.outbox.count(conn, run_id)
                     self.poisoned += rows
                     log.error("recovery.outbox_skipped", run_id=repr(run_id)[:200],
                               rows=rows, error=str(exc)[:200])
         return pending
 
-    async def _recover_run(self, db: aiosqlite.Connection, writer: TrajectoryWriter,
-                           run_id: str) -> list[TrajectoryRecord]:
+    async def _recover_run(self, conn: aiosqlite.Connection, writer: TrajectoryWriter,
+                           run_id: str) -> list[Replay]:
         # prepare() cuts a torn last line and returns the last whole record's key.
         key = await writer.prepare(run_id)
         if key is not None:
-            await db.execute(
-                "DELETE FROM outbox WHERE run_id=? AND seq <= (SELECT seq FROM outbox"
-                " WHERE run_id=? AND task_id=? AND episode=? AND step=?)",
-                (run_id, *key))
-        cur = await db.execute("SELECT seq, record FROM outbox WHERE run_id=? ORDER BY seq",
-                               (run_id,))
-        out: list[TrajectoryRecord] = []
-        for seq, raw in await cur.fetchall():
+            await self.outbox.drop_through(conn, run_id, key)
+        out: list[Replay] = []
+        for seq, raw in await self.outbox.pending(conn, run_id):
             try:
-                out.append(_record_decoder.decode(raw))
+                out.append((_record_decoder.decode(raw), raw))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.poisoned += 1
                 log.error("recovery.outbox_row_skipped", run_id=run_id, seq=seq,

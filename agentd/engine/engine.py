@@ -1,8 +1,9 @@
 """The engine: queue → episode workers → trajectory writer, shared by ``serve`` and ``run``.
 
-It owns the database, the queue, the sandbox, the policies and the writer, leases episodes
-up to the configured concurrency and hands each to an ``EpisodeRunner``; steps are committed
-exactly once by ``StepCommitter`` (``commit.py``).
+It owns the database and its repositories (state, queue, results, outbox), the sandbox, the
+policies and the writer; it wires them once — one ``EpisodeRunner`` and one ``StepCommitter``
+per engine — leases episodes up to the configured concurrency and hands each to the runner;
+steps are committed exactly once by the committer (``commit.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,18 @@ from anyio.abc import TaskGroup
 
 from agentd.config import Settings
 from agentd.datasets import corpus_version
-from agentd.engine import submission
-from agentd.engine.budget import RunBudget, charged
-from agentd.engine.commit import LeaseLostError, StepCommitter
+from agentd.engine.budget import RunBudget
+from agentd.engine.commit import LeaseLostError, Replay, StepCommitter
+from agentd.engine.gate import IntakeGate
 from agentd.engine.intake import Selection, chunks
+from agentd.engine.outbox import Outbox
 from agentd.engine.policies import PolicyRegistry
 from agentd.engine.queue import TaskQueue
+from agentd.engine.results import Results, Submission
+from agentd.engine.submission import SubmitRequest
 from agentd.episode.lease import Lease
 from agentd.episode.runner import EpisodeRunner, Outcome
+from agentd.episode.wiring import EpisodeConfig
 from agentd.errors import (
     AgentdError,
     EpisodeTimeoutError,
@@ -37,7 +43,7 @@ from agentd.errors import (
 from agentd.logging import get_logger, log_context
 from agentd.metrics import Metrics
 from agentd.sandbox import Sandbox
-from agentd.state import EstimateCounter, StateStore
+from agentd.state import Database, EstimateCounter, SqliteStateStore
 from agentd.state.counters import counter_for
 from agentd.trajectories import TrajectoryWriter
 from agentd.verify import Verifier
@@ -48,27 +54,29 @@ log = get_logger(__name__)
 class Engine:
     """Owns the database, queue, sandbox, policies, writer and the episode workers."""
 
-    def __init__(self, settings: Settings, *, boot_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, *, boot_id: str | None = None,
+                 only_run: str | None = None) -> None:
+        """``only_run``: lease that run's episodes only (``agentd run``)."""
         self.settings = settings
         self.boot_id = boot_id or uuid.uuid4().hex[:12]
+        self.only_run = only_run
         self.metrics = Metrics()
-        self.store: StateStore | None = None
+        self.db: Database | None = None
         self.queue: TaskQueue | None = None
+        self.results: Results | None = None
         self.writer: TrajectoryWriter | None = None
-        self.committer: StepCommitter | None = None
+        self._committer: StepCommitter | None = None
+        self._runner: EpisodeRunner | None = None
         self.sandbox = Sandbox(settings.sandbox, workspaces_dir=self._path("workspaces"),
                                log_dir=settings.path(settings.sandbox.log_dir))
         self.verifier = Verifier(self.sandbox)  # one per engine: its task cache is shared
         self.policies = PolicyRegistry(settings, EstimateCounter())
-        self._corpus_version = ""  # refreshed at start and at every submit (a rebuild between runs)
         self._slots = anyio.CapacityLimiter(settings.agentd.episodes.concurrency)
         self._in_flight: dict[str, Lease] = {}
-        self._paused = False
-        self.pause_reason = ""  # why intake is paused (operator, or a budget cap)
+        self.gate = IntakeGate()
         self.budget = RunBudget(settings.agentd.budget)
-        self._resumed = anyio.Event()
-        self._draining = False
-        self.only_run: str | None = None  # `agentd run` works on its own run only
+        self._stopping = anyio.Event()  # set by drain(): runners hand unfinished episodes back
+        self._pending: list[Replay] = []
         self._drained = anyio.Event()  # set when draining and the last episode has left
         self._episodes_scope = anyio.CancelScope()
         self._started = time.time()
@@ -81,21 +89,22 @@ class Engine:
 
     async def open(self) -> dict[str, int]:
         """Open the database, requeue stale leases and recover the outbox; returns counts."""
-        db_path = self._path("database")
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = await StateStore.open(db_path, self.settings.agentd.state)
+        self.db = db = await Database.open(self._path("database"), self.settings.agentd.state)
         self.policies = PolicyRegistry(self.settings, await counter_for(self.settings.agentd.state))
         q = self.settings.agentd.queue
-        self.queue = TaskQueue(self.store.transaction, boot_id=self.boot_id, lease_s=q.lease_s,
+        self.queue = TaskQueue(db, boot_id=self.boot_id, lease_s=q.lease_s,
                                max_attempts=q.max_attempts)
-        await self.queue.create_schema()
+        self.results = Results(db)
         requeued = await self.queue.recover()
-        self.committer = StepCommitter(self.store, self.queue)
+        outbox = Outbox(db)
         self.writer = TrajectoryWriter(self._path("trajectories"), self.settings.agentd.writer,
-                                       on_durable=self.committer.on_durable)
-        self.committer.sink = self.writer
-        pending = await self.committer.recover(self.writer)
-        poisoned = self.committer.poisoned
+                                       on_durable=outbox.on_durable)
+        self._committer = committer = StepCommitter(
+            db, SqliteStateStore(db), self.queue, self.results, outbox, self.writer,
+            budget=self.budget, gate=self.gate)
+        self._runner = self._build_runner()
+        pending = await committer.recover(self.writer)
+        poisoned = committer.poisoned
         log.info("engine.recovered", requeued_leases=requeued, outbox_pending=len(pending),
                  outbox_poisoned=poisoned)
         self._pending = pending
@@ -106,18 +115,16 @@ class Engine:
         """Start the writer (replaying the outbox first), the dispatcher and the watchdog."""
         assert self.writer is not None
         await tg.start(self.writer.run)
-        for record in self._pending:
-            await self.writer.put(record)
+        for record, encoded in self._pending:
+            await self.writer.put(record, encoded)
         self._pending = []
         self.policies.start(tg)
-        await self._refresh_corpus_version()
         tg.start_soon(self._dispatch, tg)
         tg.start_soon(self._watchdog)
 
     async def drain(self, deadline_s: float) -> int:
         """Stop leasing, let in-flight steps finish; returns how many episodes were cut off."""
-        self._draining = True
-        self._resumed.set()
+        self._stopping.set()
         with anyio.move_on_after(deadline_s):
             if self._in_flight:
                 await self._drained.wait()
@@ -135,8 +142,8 @@ class Engine:
         if self.writer is not None:
             await self.writer.close()
         await self.policies.aclose()
-        if self.store is not None:
-            await self.store.close()
+        if self.db is not None:
+            await self.db.close()
 
     def reload(self, new: Settings) -> dict[str, Any]:
         """Apply what can change live (concurrency); list what needs a restart."""
@@ -153,6 +160,8 @@ class Engine:
         if new.sandbox != old.sandbox:
             restart.append("sandbox")
         self.settings = self.policies.settings = new
+        if self._runner is not None:  # new episodes read the new prompts, caps and sampling
+            self._runner = self._build_runner()
         changes["needs_restart"] = restart
         changes["config_hash"] = new.config_hash
         return changes
@@ -160,63 +169,50 @@ class Engine:
     # ---------------------------------------------------------------- control
 
     def pause(self, reason: str = "paused by the operator") -> None:
-        if not self._paused:
-            self._resumed = anyio.Event()
-        self._paused = True
-        self.pause_reason = reason
+        self.gate.pause(reason)
 
     def resume(self) -> None:
-        self._paused = False
-        self.pause_reason = ""
-        self._resumed.set()
+        self.gate.resume()
 
-    def _budget_reached(self, reason: str) -> None:
-        if not self._paused:
-            log.warning("engine.budget_paused", reason=reason)
-            self.pause(reason)
+    @property
+    def pause_reason(self) -> str:
+        """Why intake is paused (the operator, or a budget cap); empty when it is not."""
+        return self.gate.reason if self.gate.paused else ""
 
-    async def submit(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Queue tasks (admin ``submit``): by split, ids or a tasks file, × episodes. Every
-        argument is checked before anything is committed (``submission.py``)."""
-        assert self.queue is not None
-        req = await anyio.to_thread.run_sync(submission.parse_submit, self.settings, args)
+    async def submit(self, req: SubmitRequest) -> Submission:
+        """Queue a checked submission (``submission.parse_submit``): tasks × episodes, under
+        the corpus version of the moment (their records' provenance)."""
+        assert self.queue is not None and self.results is not None
         selection = await self._selection(req)
-        await self._refresh_corpus_version()
+        processed = self.settings.path(self.settings.agentd.paths.processed_data)
+        version = await anyio.to_thread.run_sync(corpus_version, processed)
         tasks = added = 0
         batches = chunks(selection)
         while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
             added += await self.queue.submit(req.run_id, batch, episodes=req.episodes,
-                                             policy=req.policy)
+                                             policy=req.policy, corpus_version=version)
             tasks += len(batch)
-        await self.queue.record_submission(
-            req.run_id, policy=req.policy, split=req.split, tasks=tasks, episodes=added,
-            route=req.route, min_failures=req.min_failures if req.route else None)
+        done = Submission(run_id=req.run_id, policy=req.policy, split=req.split, tasks=tasks,
+                          episodes=added, route=req.route,
+                          min_failures=req.min_failures if req.route else None)
+        await self.results.record_submission(done)
         log.info("engine.submitted", run_id=req.run_id, tasks=tasks, episodes=added)
-        return {"run_id": req.run_id, "tasks": tasks, "episodes_added": added,
-                "policy": req.policy, "route": req.route}
+        return done
 
-    async def _refresh_corpus_version(self) -> None:
-        processed = self.settings.path(self.settings.agentd.paths.processed_data)
-        self._corpus_version = await anyio.to_thread.run_sync(corpus_version, processed)
-
-    async def _selection(self, req: submission.SubmitRequest) -> Selection:
+    async def _selection(self, req: SubmitRequest) -> Selection:
         """The tasks a submission asks for; difficulty routing keeps the actor's failures."""
-        assert self.queue is not None
+        assert self.results is not None
         if not req.source.exists():
             raise UsageError(f"no tasks at {req.source} (run `agentd data build` first)")
         only = None
         if req.route is not None:
-            only = frozenset(await self.queue.failed_by("actor", req.min_failures))
+            only = frozenset(await self.results.failed_by("actor", req.min_failures))
         return Selection(req.source, req.task_ids, req.limit, only)
 
-    async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cancel(self, run_id: str, task_ids: list[str] | None = None) -> int:
+        """Cancel a run's queued episodes (all, or those of ``task_ids``); how many."""
         assert self.queue is not None
-        if not args.get("run_id"):
-            raise UsageError("cancel needs run_id=")
-        run_id = submission.valid_run_id(args["run_id"])
-        task_ids = sorted(submission.task_ids_arg(args.get("task_ids")))
-        n = await self.queue.cancel(run_id, task_ids)
-        return {"cancelled": n}
+        return await self.queue.cancel(run_id, task_ids)
 
     # ---------------------------------------------------------------- dispatch
 
@@ -225,13 +221,13 @@ class Engine:
         poll = self.settings.agentd.queue.poll_interval_s
         with self._episodes_scope:
             async with anyio.create_task_group() as episodes:
-                while not self._draining:
-                    if self._paused:
-                        await self._resumed.wait()
+                while not self._stopping.is_set():
+                    if self.gate.paused:
+                        await self._until_open_or_stopping()
                         continue
                     slot = object()  # the limiter counts borrowers; each episode is one
                     await self._slots.acquire_on_behalf_of(slot)
-                    leases = [] if self._draining else await self.queue.lease(
+                    leases = [] if self._stopping.is_set() else await self.queue.lease(
                         1, run_id=self.only_run)
                     if not leases:
                         self._slots.release_on_behalf_of(slot)
@@ -239,6 +235,15 @@ class Engine:
                         continue
                     self._in_flight[_key(leases[0])] = leases[0]
                     episodes.start_soon(self._episode, leases[0], slot)
+
+    async def _until_open_or_stopping(self) -> None:
+        async with anyio.create_task_group() as tg:
+            async def first(wait: Callable[[], Awaitable[object]]) -> None:
+                await wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(first, self.gate.wait_open)
+            tg.start_soon(first, self._stopping.wait)
 
     async def _episode(self, lease: Lease, slot: object) -> None:
         assert self.queue is not None
@@ -270,7 +275,8 @@ class Engine:
         """The lease's episode, cut off at ``episode_timeout_s`` (its committed steps stay)."""
         limit = self.settings.agentd.episodes.episode_timeout_s
         with anyio.move_on_after(limit):
-            return await self._runner().run(lease)
+            assert self._runner is not None
+            return await self._runner.run(lease)
         self.metrics.inc("episodes_timed_out")
         raise EpisodeTimeoutError(f"the episode ran past episodes.episode_timeout_s ({limit} s)")
 
@@ -283,18 +289,17 @@ class Engine:
 
     def _forget(self, lease: Lease) -> None:
         self._in_flight.pop(_key(lease), None)
-        if self._draining and not self._in_flight:
+        if self._stopping.is_set() and not self._in_flight:
             self._drained.set()
 
-    def _runner(self) -> EpisodeRunner:
-        assert self.store is not None and self.committer is not None
-        return EpisodeRunner(
-            settings=self.settings, sandbox=self.sandbox, verifier=self.verifier,
-            store=self.store,
-            policies=self.policies,
-            commit=charged(self.committer, self.budget, self._budget_reached),
-            metrics=self.metrics, should_stop=lambda: self._draining,
-            ast_grep_version=self.sandbox.ast_grep_version, corpus_version=self._corpus_version)
+    def _build_runner(self) -> EpisodeRunner:
+        assert self._committer is not None
+        config = EpisodeConfig.from_settings(self.settings,
+                                             ast_grep_version=self.sandbox.ast_grep_version)
+        return EpisodeRunner(config=config, sandbox=self.sandbox, verifier=self.verifier,
+                             store=self._committer.store, policies=self.policies,
+                             committer=self._committer, metrics=self.metrics,
+                             stopping=self._stopping)
 
     async def _watchdog(self) -> None:
         assert self.queue is not None
@@ -315,8 +320,9 @@ class Engine:
 
     def quick_status(self) -> dict[str, Any]:
         c = self.metrics.counters
-        state = "draining" if self._draining else "paused" if self._paused else "running"
-        return {"state": state, "paused_reason": self.pause_reason if self._paused else "",
+        state = "draining" if self._stopping.is_set() else "paused" if self.gate.paused \
+            else "running"
+        return {"state": state, "paused_reason": self.pause_reason,
                 "in_flight": len(self._in_flight), "steps": c["steps"],
                 "verified_steps": c["verified_steps"]}
 
@@ -326,7 +332,7 @@ class Engine:
         c = self.metrics.counters
         return {
             "state": self.quick_status()["state"],
-            "paused_reason": self.pause_reason if self._paused else "",
+            "paused_reason": self.pause_reason,
             "budget": {"caps": self.settings.agentd.budget.model_dump(),
                        "runs": self.budget.statistics()},
             "uptime_s": round(time.time() - self._started, 1),

@@ -1,7 +1,6 @@
 """The engine in the foreground, until one run's work is done (``agentd run``, the tests, the
 benchmarks).
 
-``ensure_corpus`` builds the task corpus first when ``data/processed`` is missing;
 ``run_foreground`` submits the split to a run of its own, shows a live progress line (a bar on a
 terminal, a line every 5 s otherwise), drains and returns a summary. Ctrl-C drains like SIGTERM
 does for the daemon; the run can be resumed under its run id.
@@ -9,20 +8,18 @@ does for the daemon; the run can be resumed under its run id.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from agentd.config import Settings
-from agentd.datasets import tasks_path
 from agentd.engine.engine import Engine
+from agentd.engine.submission import parse_submit
 from agentd.logging import get_logger
 from agentd.progress import Progress
 
@@ -37,21 +34,6 @@ class RunOptions:
     episodes: int
     run_id: str
     progress: bool
-
-
-async def ensure_corpus(settings: Settings, config: Path | None, split: str) -> None:
-    """Fetch and build the task corpus when the split's tasks are missing."""
-    if tasks_path(settings, split).exists():
-        return
-    from agentd.datasets.commands import build_command, fetch_command
-
-    print(f"agentd run: no tasks for split {split!r} yet; building the corpus first",
-          file=sys.stderr)
-    ns = argparse.Namespace(config=config, names=[], limit=None)
-    for step in (fetch_command, build_command):
-        code = await anyio.to_thread.run_sync(step, ns)
-        if code != 0:
-            raise SystemExit(code)
 
 
 def _detail(counts: dict[str, int], c: Counter[str], elapsed: float) -> str:
@@ -92,18 +74,18 @@ async def _stop_on_signal(signals: Any, scope: anyio.CancelScope) -> None:
 
 
 async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]:
-    engine = Engine(settings)
-    engine.only_run = opts.run_id
+    engine = Engine(settings, only_run=opts.run_id)
     try:
         await engine.open()  # inside: a failure here still closes what it opened
         # Submitting first lets a bad policy or split fail before any task starts.
-        submitted = await engine.submit({"split": opts.split, "policy": opts.policy,
-                                         "limit": opts.limit, "episodes": opts.episodes,
-                                         "run_id": opts.run_id})
+        request = await anyio.to_thread.run_sync(parse_submit, settings, {
+            "split": opts.split, "policy": opts.policy, "limit": opts.limit,
+            "episodes": opts.episodes, "run_id": opts.run_id})
+        submitted = await engine.submit(request)
         async with anyio.create_task_group() as tg:
             await engine.start(tg)
             started = time.monotonic()
-            total = max(submitted["tasks"] * opts.episodes, 1)
+            total = max(submitted.tasks * opts.episodes, 1)
             counts = await _wait_for_run(engine, opts, total)
             await engine.drain(settings.agentd.daemon.drain_timeout_s)
             elapsed = time.monotonic() - started
@@ -113,7 +95,7 @@ async def run_foreground(settings: Settings, opts: RunOptions) -> dict[str, Any]
             await engine.close()
     c = engine.metrics.counters
     return {"run_id": opts.run_id, "policy": opts.policy, "split": opts.split,
-            "tasks": submitted["tasks"], "episodes": counts, "steps": c["steps"],
+            "tasks": submitted.tasks, "episodes": counts, "steps": c["steps"],
             "verified_steps": c["verified_steps"], "final_matches": c["final_matches"],
             "parse_failures": c["parse_failures"], "sandbox_failures": c["sandbox_failures"],
             "elapsed_s": round(elapsed, 1),

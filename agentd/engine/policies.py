@@ -4,7 +4,7 @@ A policy's connection pool is shared by every episode that uses it, so it is bui
 and kept. With it the registry keeps the policy's health task (it probes ``/health`` and
 ``/v1/models`` and closes circuits), its token counter (the actors' own ``/tokenize`` when
 there are actors, else the engine's default) and its few-shot examples (teachers). Episodes see
-it through ``episode.runner.PolicySource``.
+it through ``episode.wiring.PolicySource``.
 """
 
 from __future__ import annotations

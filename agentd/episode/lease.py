@@ -19,8 +19,9 @@ class Lease:
     lease_id: str
     attempts: int
     next_step: int
-    files: dict[str, str] | None
+    files: dict[str, str] | None  # the workspace after the last committed step (None: none yet)
     task: Task
+    corpus_version: str = ""  # of the corpus the task came from, when it was submitted
 
     @property
     def group(self) -> str:

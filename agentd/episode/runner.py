@@ -4,36 +4,39 @@ Per step: load state → render prompt → generate → parse → sandbox → re
 commit (state, trajectory record and queue progress in one SQLite transaction). A parse
 failure, an invalid action or a rejected state update is *data* in the step's record, never an
 exception; only a policy that cannot answer (``PolicyError``) or a lost lease ends the episode
-early. Between steps the runner checks ``should_stop`` so a drain finishes the step in flight
-and hands the rest of the episode back to the queue.
+early. Between steps the runner looks at the engine's ``stopping`` event, so a drain finishes
+the step in flight and hands the rest of the episode back to the queue.
+
+The engine builds one runner (for its configuration) and shares it between its workers; what
+the runner needs comes in typed and narrow: an ``EpisodeConfig``, the policies, the store and
+a ``StepCommitter`` (``engine.commit``), and nothing calls back up into the engine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import anyio
 import msgspec
 
 from agentd import __version__
-from agentd.config import PromptTemplates, Settings
+from agentd.config import PromptTemplates
 from agentd.episode import protocol
 from agentd.episode.fit import fit_prompt
 from agentd.episode.grammar import structured_output_regex
 from agentd.episode.lease import Lease
 from agentd.episode.prompts import (
-    FewShotExample,
     RenderedPrompt,
     observation_from_result,
     render_prompt,
 )
 from agentd.episode.reward import is_verified, score_step
 from agentd.episode.windows import Focus, add_focus
+from agentd.episode.wiring import EpisodeConfig, PolicySource, StepCommitter, StopSignal
 from agentd.errors import EndpointTimeoutError
 from agentd.logging import get_logger, log_context
 from agentd.metrics import Metrics
@@ -105,6 +108,12 @@ class _Acted:
     sandbox_ms: float
     measure: Measure
     verdict: Verdict | None
+    changed: bool  # the step changed the workspace's files
+
+    @property
+    def changed_files(self) -> dict[str, str] | None:
+        """The workspace after the step, or None when the step left it as it was."""
+        return self.files if self.changed else None
 
     @property
     def action(self) -> Action | None:
@@ -115,35 +124,18 @@ class _Acted:
         return None if isinstance(self.parsed, protocol.ParsedOutput) else self.parsed.feedback()
 
 
-class PolicySource(Protocol):
-    """The engine's policies as an episode needs them (``engine.policies.PolicyRegistry``)."""
-
-    async def policy(self, name: str) -> Policy: ...
-
-    def counter(self, name: str) -> TokenCounter: ...
-
-    def few_shot(self, name: str) -> list[FewShotExample] | None: ...
-
-
-class CommitStep(Protocol):
-    async def __call__(self, lease: Lease, step: int, state: State, version: int,
-                       record: TrajectoryRecord, files: dict[str, str], done: bool) -> None: ...
-
-
-@dataclass
+@dataclass(frozen=True)
 class EpisodeRunner:
-    """Runs leased episodes; shared by every worker of an engine."""
+    """Runs leased episodes; one per engine configuration, shared by every worker."""
 
-    settings: Settings
+    config: EpisodeConfig
     sandbox: Sandbox
     verifier: Verifier
     store: StateStore
     policies: PolicySource
-    commit: CommitStep
+    committer: StepCommitter
     metrics: Metrics
-    should_stop: Callable[[], bool]
-    ast_grep_version: str = ""
-    corpus_version: str = ""  # of the processed corpus the engine serves (provenance)
+    stopping: StopSignal
 
     async def run(self, lease: Lease) -> Outcome:
         """Run ``lease`` from its next step to the end (or until asked to stop)."""
@@ -162,7 +154,7 @@ class EpisodeRunner:
         memory: _Memory | None = None
         measured: Measure | None = None
         for step in range(lease.next_step, max_steps):
-            if self.should_stop():
+            if self.stopping.is_set():
                 return "released"
             with log_context(run_id=lease.run_id, task_id=lease.task_id,
                              episode=lease.episode, step=step):
@@ -179,9 +171,9 @@ class EpisodeRunner:
     async def _step(self, lease: Lease, policy: Policy, workspace: Path, files: _Files,
                     observation: str, step: int, last: bool,
                     memory: _Memory | None) -> StepOutcome:
-        caps = self.settings.agentd.state
+        caps = self.config.state
         counter = self.policies.counter(lease.policy)
-        with anyio.fail_after(self.settings.agentd.episodes.step_timeout_s):
+        with anyio.fail_after(self.config.step_timeout_s):
             memory = memory or await self._recall(lease, counter)
             block = memory.block
             prompt = await self._prompt(lease, policy, memory, observation, step)
@@ -194,8 +186,8 @@ class EpisodeRunner:
             rejected = [*merged.rejected, *(f"folded: {d}" for d in fitted.dropped)]
             record = self._record(lease, policy, request, prompt, memory.state, generation,
                                   acted, rejected)
-            await self.commit(lease, step, fitted.state, memory.version, record, acted.files,
-                              acted.done)
+            await self.committer.commit(lease, step, fitted.state, memory.version, record,
+                                        acted.changed_files, acted.done)
         self._count(record)
         read = acted.action if isinstance(acted.action, ReadFile) else None
         focus = add_focus(memory.focus, acted.result.matches if acted.result else [], read)
@@ -226,14 +218,14 @@ class EpisodeRunner:
 
     async def _recall(self, lease: Lease, counter: TokenCounter) -> _Memory:
         """The stored state (first step of this lease) and its block within the budget."""
-        caps = self.settings.agentd.state
+        caps = self.config.state
         stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
         block = await fit_budget(stored.state, counter, caps.token_budget, caps=caps)
         return _Memory(stored.state, stored.version, block)
 
     def _merge(self, state: State, acted: _Acted, step: int) -> MergeResult:
         """The model's update, then one history line the runner writes itself."""
-        caps = self.settings.agentd.state
+        caps = self.config.state
         update = acted.parsed.state_update if isinstance(acted.parsed, protocol.ParsedOutput) \
             else None
         merged = merge(state, update, caps) if update is not None else MergeResult(
@@ -242,15 +234,14 @@ class EpisodeRunner:
         return MergeResult(state=again.state, rejected=[*merged.rejected, *again.rejected])
 
     def _max_steps(self, lease: Lease) -> int:
-        return min(lease.task.max_steps, self.settings.agentd.episodes.max_steps)
+        return min(lease.task.max_steps, self.config.max_steps)
 
     def _templates(self, policy_name: str) -> PromptTemplates:
-        s = self.settings
-        return s.teacher_prompts if policy_name == "teacher" else s.prompts
+        return self.config.teacher_prompts if policy_name == "teacher" else self.config.prompts
 
     def _request(self, lease: Lease, policy: Policy, messages: list[dict[str, str]],
                  step: int) -> GenerateRequest:
-        sampling = self.settings.actors.sampling
+        sampling = self.config.sampling
         structured = None
         if policy.kind == "actor" and sampling.structured_output:
             # With vLLM's reasoning parser the grammar applies to the answer only: no <think>.
@@ -264,7 +255,7 @@ class EpisodeRunner:
     async def _generate(self, policy: Policy, request: GenerateRequest) -> Generation:
         started = time.perf_counter()
         try:
-            with anyio.fail_after(self.settings.agentd.episodes.llm_timeout_s):
+            with anyio.fail_after(self.config.llm_timeout_s):
                 generation = await policy.generate(request)
         except TimeoutError:
             self.metrics.inc("llm_timeouts")
@@ -280,19 +271,23 @@ class EpisodeRunner:
         result: SandboxResult | None = None
         action: Action | None = None
         sandbox_ms = 0.0
+        current = start.files
         if isinstance(parsed, protocol.ParsedOutput):
             action = parsed.action
             started = time.perf_counter()
-            result = await self.sandbox.apply_action(workspace, action, task_id=task.task_id,
-                                                     test_spec=task.test_spec)
+            applied = await self.sandbox.act(workspace, action, task_id=task.task_id,
+                                             test_spec=task.test_spec)
+            result = applied.result
             sandbox_ms = (time.perf_counter() - started) * 1000
             self.metrics.observe("sandbox_latency", sandbox_ms)
+            # The sandbox's after-snapshot: a step that changed nothing keeps the files as
+            # they are, and nothing walks the workspace again.
+            current = start.files if applied.files is None else applied.files
         else:
             self.metrics.inc("parse_failures")
-        current = await self.sandbox.read_files(workspace) if result is not None else start.files
+        changed = current != start.files
         # Only a step that changed files needs its workspace measured again (rules in the jail).
-        now = start.measure if current == start.files else await self.verifier.measure(
-            task, current)
+        now = await self.verifier.measure(task, current) if changed else start.measure
         reference = task.reference_actions[step] if step < len(task.reference_actions) else Submit()
         facts = await self.verifier.facts(task)
         reward = score_step(facts=facts, previous=start.measure, current=now, action=action,
@@ -305,7 +300,7 @@ class EpisodeRunner:
         observation = observation_from_result(
             result, parsed if isinstance(parsed, protocol.ParseError) else None)
         return _Acted(parsed, result, reward, current, observation, done, sandbox_ms, now,
-                      verdict)
+                      verdict, changed)
 
     def _record(self, lease: Lease, policy: Policy, request: GenerateRequest,
                 prompt: RenderedPrompt, state_before: State, generation: Generation,
@@ -323,11 +318,11 @@ class EpisodeRunner:
             done=acted.done, verdict=acted.verdict,
             timing=Timing(generate_ms=generation.total_ms, sandbox_ms=acted.sandbox_ms),
             usage=generation.usage,
-            provenance=Provenance(config_hash=self.settings.config_hash,
+            provenance=Provenance(config_hash=self.config.config_hash,
                                   template_hash=prompt.template_hash,
-                                  ast_grep_version=self.ast_grep_version,
+                                  ast_grep_version=self.config.ast_grep_version,
                                   agentd_version=__version__,
-                                  corpus_version=self.corpus_version),
+                                  corpus_version=lease.corpus_version),
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         )
 

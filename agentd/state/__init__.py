@@ -1,12 +1,13 @@
-"""The agent's structured state: model, merge, render, token budget and the SQLite store.
+"""The agent's structured state (model, merge, render, token budget, the store) and the
+``Database`` that owns agentd's SQLite file and its schema.
 
 Between steps an episode keeps no chat history, only a ``State``. Per step::
 
     stored = await store.load(run_id, task_id, episode)
     merged = merge(stored.state, output.state_update, caps)       # hostile input, never raises
     fitted = await fit_budget(merged.state, counter, caps.token_budget, caps=caps)
-    async with store.transaction() as db:                         # with the step's other rows
-        await store.save_in(db, run_id, task_id, episode, fitted.state, stored.version)
+    async with database.transaction() as conn:                    # with the step's other rows
+        await store.save_in(conn, run_id, task_id, episode, fitted.state, stored.version)
     prompt_block = fitted.rendered
 """
 
@@ -25,17 +26,21 @@ from agentd.state.budget import (
     fit_budget,
     measure,
 )
+from agentd.state.database import Database, DatabaseStatistics
 from agentd.state.merge import MergeResult, merge
 from agentd.state.model import State, cap_state, clean_text, decode_state, encode_state
 from agentd.state.render import render
-from agentd.state.store import StateStore, StateStoreStatistics, StoredState
+from agentd.state.store import SqliteStateStore, StateStore, StateStoreStatistics, StoredState
 
 __all__ = [
+    "Database",
+    "DatabaseStatistics",
     "EstimateCounter",
     "FitResult",
     "MeasuringCounter",
     "MergeResult",
     "RemoteTokenizeCounter",
+    "SqliteStateStore",
     "State",
     "StateStore",
     "StateStoreStatistics",

@@ -11,8 +11,8 @@ The offline tools that turn shards into training data are ``agentd.exports``.
 
 from __future__ import annotations
 
+from agentd.records import Key
 from agentd.trajectories.reader import (
-    Key,
     SchemaError,
     TornLineError,
     existing_keys,

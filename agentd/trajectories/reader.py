@@ -15,10 +15,8 @@ from pathlib import Path
 import msgspec
 
 from agentd.errors import TrajectoryError, UsageError
-from agentd.records import SCHEMA_VERSION, TrajectoryRecord
+from agentd.records import SCHEMA_VERSION, Key, TrajectoryRecord
 from agentd.trajectories.shards import SHARD_RE, last_newline_end, list_shards
-
-Key = tuple[str, str, int, int]
 
 _decoder = msgspec.json.Decoder(TrajectoryRecord)
 _MAX_REASON = 200

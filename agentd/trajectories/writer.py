@@ -31,8 +31,8 @@ from anyio.abc import TaskGroup, TaskStatus
 from agentd.config import WriterConfig
 from agentd.errors import TrajectoryError
 from agentd.logging import get_logger
-from agentd.records import TrajectoryRecord
-from agentd.trajectories.reader import Key, existing_keys, last_record_key
+from agentd.records import Key, TrajectoryRecord
+from agentd.trajectories.reader import existing_keys, last_record_key
 from agentd.trajectories.shards import ShardSet, check_run_id
 
 __all__ = [
@@ -49,8 +49,9 @@ _SHUTDOWN_TIMEOUT_S = 30.0
 class TrajectorySink(Protocol):
     """Where the episode runner sends finished steps."""
 
-    async def put(self, record: TrajectoryRecord) -> None:
-        """Queue one record; waits while the sink is full."""
+    async def put(self, record: TrajectoryRecord, encoded: bytes | None = None) -> None:
+        """Queue one record (``encoded``: its JSON, when the caller already has it); waits
+        while the sink is full."""
         ...
 
 
@@ -84,6 +85,7 @@ class _Tick:
 
 
 _EOF, _TICK = _Eof(), _Tick()
+_Entry = tuple[TrajectoryRecord, bytes | None]  # a record and its JSON when already encoded
 
 
 @dataclass
@@ -117,8 +119,7 @@ class TrajectoryWriter:
         self._clock = clock
         self.config = config
         self._on_durable = on_durable
-        self._send, self._recv = anyio.create_memory_object_stream[TrajectoryRecord](
-            config.queue_size)
+        self._send, self._recv = anyio.create_memory_object_stream[_Entry](config.queue_size)
         self._shards = ShardSet(directory, config.rotate_bytes)
         self._encoder = msgspec.json.Encoder()
         # One file operation at a time, and never starved by other users of the thread pool.
@@ -134,11 +135,15 @@ class TrajectoryWriter:
 
     # ---------------------------------------------------------------- public API
 
-    async def put(self, record: TrajectoryRecord) -> None:
-        """Queue one record; waits while the queue is full (backpressure)."""
+    async def put(self, record: TrajectoryRecord, encoded: bytes | None = None) -> None:
+        """Queue one record; waits while the queue is full (backpressure).
+
+        ``encoded`` is the record's JSON when the caller has it already (the engine's outbox
+        bytes): it goes to the shard as it is instead of being encoded a second time.
+        """
         check_run_id(record.run_id)
         try:
-            await self._send.send(record)
+            await self._send.send((record, encoded))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise TrajectoryError("trajectory writer is closed") from None
 
@@ -233,7 +238,7 @@ class TrajectoryWriter:
         """Wait for a first record (or a fsync tick), then fill until full or flush time."""
         batch = _Batch()
         item = await self._receive(self._fsync_wait())
-        if not isinstance(item, TrajectoryRecord):
+        if not isinstance(item, tuple):
             return batch
         self._add(batch, item)
         # Stop collecting when the flush is due, or earlier if pending records' fsync is.
@@ -242,18 +247,19 @@ class TrajectoryWriter:
             self.config.flush_interval_s, fsync_due)
         deadline = anyio.current_time() + wait
         while not batch.full(self.config):
-            ready: TrajectoryRecord | _Eof | _Tick | None = self._receive_nowait()
+            ready: _Entry | _Eof | _Tick | None = self._receive_nowait()
             if ready is None:
                 ready = await self._receive(deadline - anyio.current_time())
-            if not isinstance(ready, TrajectoryRecord):
+            if not isinstance(ready, tuple):
                 break
             self._add(batch, ready)
         return batch
 
-    def _add(self, batch: _Batch, record: TrajectoryRecord) -> None:
-        batch.add(record, self._encoder.encode(record) + b"\n")
+    def _add(self, batch: _Batch, entry: _Entry) -> None:
+        record, encoded = entry
+        batch.add(record, (self._encoder.encode(record) if encoded is None else encoded) + b"\n")
 
-    def _receive_nowait(self) -> TrajectoryRecord | _Eof | None:
+    def _receive_nowait(self) -> _Entry | _Eof | None:
         try:
             return self._recv.receive_nowait()
         except anyio.WouldBlock:
@@ -262,7 +268,7 @@ class TrajectoryWriter:
             self._eof = True
             return _EOF
 
-    async def _receive(self, wait_s: float | None) -> TrajectoryRecord | _Eof | _Tick:
+    async def _receive(self, wait_s: float | None) -> _Entry | _Eof | _Tick:
         # A bounded wait, not a timeout on the caller: running out is the normal flush signal.
         if wait_s is not None and wait_s <= 0:
             return _TICK

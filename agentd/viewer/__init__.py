@@ -8,7 +8,7 @@
 * ``listing``  — the run's index, paged task and episode listings, each task's page
 * ``site``     — streams a run's shards into a site directory that replaces the old one whole
 * ``serve``    — ``--serve``: a static file server on 127.0.0.1
-* ``commands`` — the ``agentd view`` handler
+(the ``agentd view`` handler is ``agentd.cli.view``)
 
 Layering: like ``reports/``, it reads ``records`` and ``trajectories`` and nothing below them.
 """

@@ -9,18 +9,16 @@ import pytest
 
 from agentd.config import StateConfig
 from agentd.engine.queue import TaskQueue
-from agentd.state import StateStore
+from agentd.state import SqliteStateStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
-    s = await StateStore.open(tmp_path / "state.sqlite3", StateConfig())
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStateStore]:
+    s = await SqliteStateStore.open(tmp_path / "state.sqlite3", StateConfig())
     yield s
     await s.close()
 
 
 @pytest.fixture
-async def queue(store: StateStore) -> TaskQueue:
-    q = TaskQueue(store.transaction, boot_id="boot-a", lease_s=60, max_attempts=2)
-    await q.create_schema()
-    return q
+async def queue(store: SqliteStateStore) -> TaskQueue:
+    return TaskQueue(store.db, boot_id="boot-a", lease_s=60, max_attempts=2)

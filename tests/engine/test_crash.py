@@ -18,7 +18,7 @@ import pytest
 
 from agentd.config import Settings
 from agentd.datasets import write_tasks
-from agentd.state import StateStore
+from agentd.state import SqliteStateStore
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
 from agentd.trajectories.verify import verify_paths
@@ -110,7 +110,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(settings: Settin
 
 
 async def _all_states_load(settings: Settings) -> None:
-    store = await StateStore.open(settings.path(settings.agentd.paths.database),
+    store = await SqliteStateStore.open(settings.path(settings.agentd.paths.database),
                                   settings.agentd.state)
     try:
         for i in range(TASKS):

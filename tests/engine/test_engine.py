@@ -9,7 +9,7 @@ import pytest
 from agentd.config import Settings
 from agentd.datasets import write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
-from agentd.state import StateStore
+from agentd.state import SqliteStateStore
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
 from agentd.trajectories.verify import verify_paths
@@ -46,7 +46,7 @@ class TestReferenceRun:
         """After a run each episode's state row loads, holds the goal and has a version."""
         write_split(settings, 2)
         await run_foreground(settings, options("r2"))
-        store = await StateStore.open(settings.path(settings.agentd.paths.database),
+        store = await SqliteStateStore.open(settings.path(settings.agentd.paths.database),
                                       settings.agentd.state)
         try:
             stored = await store.load("r2", "task0000", 0)

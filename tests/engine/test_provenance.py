@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from agentd.cli.report import build_report
 from agentd.config import Settings
 from agentd.datasets import corpus_version, write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.exports.export import Filter, export_parquet
-from agentd.reports.commands import build_report
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
 
@@ -48,7 +48,7 @@ async def test_records_exports_and_report_name_the_corpus(settings: Settings,
     assert {(row["run_id"], row["provenance_corpus_version"]) for row in table} == \
         {("corpus-a", v1), ("corpus-b", v2)}
 
-    report, steps, _ = build_report(settings, None)
+    report, steps, _ = await build_report(settings, None)
     text = report.read_text()
     assert steps == len(table)
     assert f"| corpus-a | {v1} |" in text and f"| corpus-b | {v2} |" in text

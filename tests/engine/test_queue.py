@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import aiosqlite
+import msgspec
 
 from agentd.engine.queue import TaskQueue
-from agentd.state import StateStore
+from agentd.engine.results import Results
+from agentd.state import SqliteStateStore
 from agentd.testing.tasks import make_task
 
 
@@ -42,39 +44,66 @@ class TestLeasing:
         leases = await queue.lease(5, run_id="new")
         assert [lease.run_id for lease in leases] == ["new"]
 
-    async def test_advance_is_fenced_by_lease(self, queue: TaskQueue, store: StateStore) -> None:
+    async def test_advance_is_fenced_by_lease(self, queue: TaskQueue,
+                                              store: SqliteStateStore) -> None:
         """A worker whose lease was requeued and re-leased cannot commit progress."""
         await queue.submit("r1", [make_task(1)], episodes=1, policy="reference")
         [first] = await queue.lease(1)
-        async with store.transaction() as db:
+        async with store.db.transaction() as db:
             assert await queue.advance_in(db, first, step=0, files={"a": "b"}, done=False)
-        async with store.transaction() as db:
+        async with store.db.transaction() as db:
             await db.execute("UPDATE queue SET lease_expires=0")
         assert await queue.requeue_expired() == 1
         [second] = await queue.lease(1)
         assert second.next_step == 1 and second.files == {"a": "b"}
-        async with store.transaction() as db:
+        async with store.db.transaction() as db:
             assert not await queue.advance_in(db, first, step=1, files={}, done=True)
             assert await queue.advance_in(db, second, step=1, files={}, done=True)
 
     async def test_advance_refuses_a_step_out_of_order(self, queue: TaskQueue,
-                                                       store: StateStore) -> None:
+                                                       store: SqliteStateStore) -> None:
         """Committing a step twice (or skipping one) is refused."""
         await queue.submit("r1", [make_task(1)], episodes=1, policy="reference")
         [lease] = await queue.lease(1)
-        async with store.transaction() as db:
+        async with store.db.transaction() as db:
             assert await queue.advance_in(db, lease, step=0, files={}, done=False)
             assert not await queue.advance_in(db, lease, step=0, files={}, done=False)
             assert not await queue.advance_in(db, lease, step=2, files={}, done=False)
 
 
+    async def test_the_row_keeps_only_changed_files_and_resume_rebuilds_them(
+        self, queue: TaskQueue, store: SqliteStateStore
+    ) -> None:
+        """Progress stores the files that differ from the task's (and deletions); a step that
+        left the workspace alone keeps them; a re-lease gets the whole workspace back."""
+        task = make_task(1)
+        [path] = task.files
+        await queue.submit("r1", [task], episodes=1, policy="reference")
+        [lease] = await queue.lease(1)
+        edited = {path: task.files[path], "pkg1/new.py": "y = 2\n"}
+        async with store.db.transaction() as db:
+            assert await queue.advance_in(db, lease, step=0, files=edited, done=False)
+            assert await queue.advance_in(db, lease, step=1, files=None, done=False)
+        [stored] = await store.db.fetch_all("SELECT files FROM queue")
+        assert msgspec.json.decode(stored[0]) == {"pkg1/new.py": "y = 2\n"}
+        async with store.db.transaction() as db:  # the task's own file deleted
+            assert await queue.advance_in(db, lease, step=2, files={}, done=False)
+        [stored] = await store.db.fetch_all("SELECT files FROM queue")
+        assert msgspec.json.decode(stored[0]) == {path: None}
+        async with store.db.transaction() as db:
+            await db.execute("UPDATE queue SET lease_expires=0")
+        await queue.requeue_expired()
+        [again] = await queue.lease(1)
+        assert again.next_step == 3 and again.files == {}
+
+
 class TestRecovery:
-    async def test_leases_of_an_earlier_boot_are_requeued(self, store: StateStore,
+    async def test_leases_of_an_earlier_boot_are_requeued(self, store: SqliteStateStore,
                                                           queue: TaskQueue) -> None:
         """On start, every lease held by a dead boot goes back to the queue."""
         await queue.submit("r1", [make_task(i) for i in range(2)], episodes=1, policy="reference")
         await queue.lease(2)
-        reborn = TaskQueue(store.transaction, boot_id="boot-b", lease_s=60, max_attempts=2)
+        reborn = TaskQueue(store.db, boot_id="boot-b", lease_s=60, max_attempts=2)
         assert await reborn.recover() == 2
         assert (await reborn.counts())["queued"] == 2
 
@@ -99,21 +128,22 @@ class TestRecovery:
 
 class TestRouting:
     async def test_failed_by_counts_actor_failures(self, queue: TaskQueue,
-                                                   store: StateStore) -> None:
+                                                   store: SqliteStateStore) -> None:
         """Tasks the actor failed k times are found for difficulty-aware teacher routing."""
         await queue.submit("r1", [make_task(1), make_task(2)], episodes=2, policy="actor")
         leases = await queue.lease(4)
-        async with store.transaction() as db:
+        results = Results(store.db)
+        async with store.db.transaction() as db:
             for lease in leases:
                 solved = lease.task_id == "task0002" and lease.episode == 0
-                await queue.record_result_in(db, lease, final_match=solved, steps=3)
-        assert await queue.failed_by("actor", 2) == {"task0001"}
-        assert await queue.failed_by("actor", 1) == {"task0001", "task0002"}
+                await results.record_result_in(db, lease, final_match=solved, steps=3)
+        assert await results.failed_by("actor", 2) == {"task0001"}
+        assert await results.failed_by("actor", 1) == {"task0001", "task0002"}
 
 
-async def test_schema_is_shared_with_state_store(store: StateStore, queue: TaskQueue) -> None:
+async def test_schema_is_shared_with_state_store(store: SqliteStateStore, queue: TaskQueue) -> None:
     """Queue tables live in the state store's database file."""
-    async with aiosqlite.connect(store.path) as db:  # type: ignore[attr-defined]
+    async with aiosqlite.connect(store.db.path) as db:
         cur = await db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         names = {row[0] for row in await cur.fetchall()}
     assert {"queue", "tasks", "outbox", "episode_results"} <= names

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
+from agentd.cli.report import build_report
 from agentd.config import Settings, load_settings
 from agentd.datasets import write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
-from agentd.reports.commands import build_report
+from agentd.engine.results import Results
+from agentd.engine.submission import parse_submit
 from agentd.reports.metrics import collect
 from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.tasks import make_task, solve
@@ -86,7 +88,7 @@ class TestTeacherLoop:
         assert data.groups["teacher/glm-4.6"].precision == 1.0
         assert data.groups["teacher/minimax-m2"].precision < 1.0
 
-        out, steps, verified = build_report(settings, "t1")
+        out, steps, verified = await build_report(settings, "t1")
         text = out.read_text()
         row = next(line for line in text.splitlines() if line.startswith("| teacher/minimax-m2"))
         precision = float(row.split("|")[5])
@@ -119,19 +121,20 @@ class TestRouting:
             engine = Engine(settings)
             await engine.open()
             try:
-                assert engine.queue is not None and engine.store is not None
+                assert engine.queue is not None and engine.db is not None
+                results = Results(engine.db)
                 await engine.queue.submit("a1", [make_task(i) for i in range(3)], episodes=2,
                                           policy="actor")
                 leases = await engine.queue.lease(6)
-                async with engine.store.transaction() as db:
+                async with engine.db.transaction() as db:
                     for lease in leases:
-                        await engine.queue.record_result_in(
+                        await results.record_result_in(
                             db, lease, final_match=lease.task_id == "task0000", steps=2)
-                routed = await engine.submit({"split": "dev", "policy": "teacher",
-                                              "route": "actor_failed", "min_failures": 2,
-                                              "run_id": "t3"})
+                routed = await engine.submit(parse_submit(settings, {
+                    "split": "dev", "policy": "teacher", "route": "actor_failed",
+                    "min_failures": 2, "run_id": "t3"}))
             finally:
                 await engine.close()
-        assert routed["tasks"] == 2
-        out, _, _ = build_report(settings, None)
+        assert routed.tasks == 2
+        out, _, _ = await build_report(settings, None)
         assert "| t3 | teacher | actor_failed | 2 | 2 |" in out.read_text()

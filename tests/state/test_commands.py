@@ -12,7 +12,7 @@ import pytest
 
 from agentd.cli import main
 from agentd.config import Settings
-from agentd.state import State, StateStore
+from agentd.state import SqliteStateStore, State
 
 
 def config_path(settings: Settings) -> str:
@@ -22,7 +22,7 @@ def config_path(settings: Settings) -> str:
 def seed(settings: Settings) -> None:
     async def go() -> None:
         db = settings.path(settings.agentd.paths.database)
-        async with await StateStore.open(db, settings.agentd.state) as store:
+        async with await SqliteStateStore.open(db, settings.agentd.state) as store:
             await store.save("run-a", "task1", 0, State(goals=["old run"]), 0)
             await asyncio.sleep(0.01)
             await store.save("run-b", "task1", 0, State(goals=["g"], next_focus="look"), 0)

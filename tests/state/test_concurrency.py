@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agentd.config import StateConfig
 from agentd.errors import StateConflictError
-from agentd.state import StateStore, merge
+from agentd.state import SqliteStateStore, merge
 
 CAPS = StateConfig()
 WRITERS, KEYS, STEPS = 200, 50, 5
@@ -21,20 +21,20 @@ WRITERS, KEYS, STEPS = 200, 50, 5
 CHILD = '''
 import asyncio, sys
 from pathlib import Path
-from agentd.state import State, StateStore
+from agentd.state import SqliteStateStore, State
 
-OUTBOX = "CREATE TABLE IF NOT EXISTS outbox (step INTEGER NOT NULL, payload TEXT NOT NULL);"
+CALLER_ROWS = "CREATE TABLE IF NOT EXISTS caller_rows (step INTEGER NOT NULL, payload TEXT)"
 PAD = "p" * 200
 
 async def main(path: str) -> None:
-    store = await StateStore.open(Path(path))
-    await store.execute_schema(OUTBOX)
+    store = await SqliteStateStore.open(Path(path))
+    await store.db.execute(CALLER_ROWS)
     version = (await store.load("r", "t", 0)).version
     while True:
         state = State(history=[str(version + 1)], decisions=[f"{k} {PAD}" for k in range(8)])
-        async with store.transaction() as db:
+        async with store.db.transaction() as db:
             version = await store.save_in(db, "r", "t", 0, state, version)
-            await db.executemany("INSERT INTO outbox VALUES (?, ?)", [(version, PAD * 4)] * 50)
+            await db.executemany("INSERT INTO caller_rows VALUES (?, ?)", [(version, PAD * 4)] * 50)
         print(version, flush=True)
 
 asyncio.run(main(sys.argv[1]))
@@ -66,7 +66,7 @@ class BlockingCallWatch:
         sys.setprofile(None)
 
 
-async def run_episode(store: StateStore, writer: int, conflicts: list[int]) -> None:
+async def run_episode(store: SqliteStateStore, writer: int, conflicts: list[int]) -> None:
     key = ("run", f"task{writer % KEYS}", 0)
     for step in range(STEPS):
         mark = f"w{writer}s{step}"
@@ -85,7 +85,7 @@ class TestConcurrentEpisodes:
     async def test_200_episodes_lose_no_update(self, tmp_path: Path) -> None:
         """200 episodes on 50 shared keys through two connections: every save survives."""
         path = tmp_path / "state.sqlite3"
-        stores = [await StateStore.open(path, CAPS), await StateStore.open(path, CAPS)]
+        stores = [await SqliteStateStore.open(path, CAPS), await SqliteStateStore.open(path, CAPS)]
         conflicts: list[int] = []
         try:
             with BlockingCallWatch() as watch:
@@ -122,9 +122,9 @@ def check_store(path: Path) -> tuple[str, int, list[int]]:
     with sqlite3.connect(path) as conn:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         per_step = conn.execute(
-            "SELECT count(*) FROM outbox GROUP BY step HAVING count(*) != 50"
+            "SELECT count(*) FROM caller_rows GROUP BY step HAVING count(*) != 50"
         ).fetchall()
-        steps = conn.execute("SELECT count(DISTINCT step) FROM outbox").fetchone()[0]
+        steps = conn.execute("SELECT count(DISTINCT step) FROM caller_rows").fetchone()[0]
     return integrity, steps, [r[0] for r in per_step]
 
 
@@ -144,7 +144,7 @@ class TestCrashSafety:
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             assert proc.returncode == -signal.SIGKILL
-            async with await StateStore.open(path, CAPS) as store:
+            async with await SqliteStateStore.open(path, CAPS) as store:
                 got = await store.load("r", "t", 0)
                 trail = await store.history("r", "t", 0, limit=100_000)
             assert got.version >= acknowledged

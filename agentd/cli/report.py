@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from agentd.config import Settings, load_settings
+from agentd.engine.results import routed_submissions
 from agentd.errors import UsageError
 from agentd.exports.tasks import TaskIndex, task_files
 from agentd.records import TrajectoryRecord
@@ -21,35 +23,32 @@ from agentd.reports.metrics import ReportData, collect
 from agentd.reports.teacher import write_report
 
 
-def routing_rows(database: Path) -> list[dict[str, Any]]:
+async def routing_rows(database: Path) -> list[dict[str, Any]]:
     """Difficulty-routed submissions recorded by the engine (read-only, no daemon needed)."""
-    if not database.exists():
-        return []
-    uri = f"file:{database}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=10) as db:
-        try:
-            rows = db.execute(
-                "SELECT run_id, policy, route, min_failures, tasks FROM submissions"
-                " WHERE route IS NOT NULL ORDER BY submitted_at").fetchall()
-        except sqlite3.OperationalError:
-            return []  # a database from before routing existed
-    keys = ("run_id", "policy", "route", "min_failures", "tasks")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    return [{"run_id": s.run_id, "policy": s.policy, "route": s.route,
+             "min_failures": s.min_failures, "tasks": s.tasks}
+            for s in await routed_submissions(database)]
 
 
-def build_report(settings: Settings, run_id: str | None) -> tuple[Path, int, int]:
+async def build_report(settings: Settings, run_id: str | None) -> tuple[Path, int, int]:
+    """Write the teacher report; (its path, steps, verified steps)."""
     paths = settings.agentd.paths
-    root = settings.path(paths.trajectories)
-    data = collect([root], run_id) if root.exists() else ReportData()
-    out = write_report(data, settings.path(paths.reports) / "teacher",
-                       processed_dir=settings.path(paths.processed_data),
-                       routing=routing_rows(settings.path(paths.database)), run_id=run_id)
-    return out, data.total_steps, data.total_verified
+    routing = await routing_rows(settings.path(paths.database))
+
+    def write() -> tuple[Path, int, int]:
+        root = settings.path(paths.trajectories)
+        data = collect([root], run_id) if root.exists() else ReportData()
+        out = write_report(data, settings.path(paths.reports) / "teacher",
+                           processed_dir=settings.path(paths.processed_data),
+                           routing=routing, run_id=run_id)
+        return out, data.total_steps, data.total_verified
+
+    return await anyio.to_thread.run_sync(write)
 
 
 def report_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    out, steps, verified = build_report(settings, args.run_id)
+    out, steps, verified = anyio.run(build_report, settings, args.run_id)
     print(f"wrote {out}: {steps} steps, {verified} verified steps")
     return 0 if steps else 1
 

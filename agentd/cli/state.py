@@ -13,7 +13,7 @@ import anyio
 from agentd.config import StateConfig, load_settings
 from agentd.errors import UsageError
 from agentd.state.render import render
-from agentd.state.store import StateStore, StoredState
+from agentd.state.store import SqliteStateStore, StoredState
 
 
 def dump_command(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def dump_command(args: argparse.Namespace) -> int:
 async def _dump(
     db: Path, config: StateConfig, task_id: str, episode: int, run_id: str | None
 ) -> str:
-    async with await StateStore.open(db, config) as store:
+    async with await SqliteStateStore.open(db, config, read_only=True) as store:
         run = run_id or await store.latest_run(task_id, episode)
         stored = await store.load(run, task_id, episode) if run else None
         if run is None or stored is None or stored.version == 0:
@@ -40,7 +40,7 @@ async def _dump(
     )
 
 
-async def _missing(store: StateStore, task_id: str, episode: int, run_id: str | None) -> str:
+async def _missing(store: SqliteStateStore, task_id: str, episode: int, run_id: str | None) -> str:
     where = f" in run {run_id}" if run_id else ""
     known = await store.episodes(task_id)
     hint = f" (episodes with state: {', '.join(map(str, known))})" if known else ""
