@@ -63,14 +63,13 @@ class Results:
         In the commit transaction a step is charged exactly when it is committed, so a
         restart goes on from what the run really spent instead of from zero.
         """
-        cur = await conn.execute(
+        # execute_fetchall: one trip to the connection's thread, not execute+fetch+close.
+        rows = list(await conn.execute_fetchall(
             "INSERT INTO run_spend(run_id, cost_usd, tokens) VALUES (?, ?, ?)"
             " ON CONFLICT(run_id) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd,"
             " tokens = tokens + excluded.tokens RETURNING cost_usd, tokens",
-            (run_id, usage.cost_usd, usage.prompt_tokens + usage.completion_tokens))
-        row = await cur.fetchone()
-        await cur.close()
-        return Spend(float(row[0]), int(row[1])) if row else Spend()
+            (run_id, usage.cost_usd, usage.prompt_tokens + usage.completion_tokens)))
+        return Spend(float(rows[0][0]), int(rows[0][1])) if rows else Spend()
 
     async def record_submission(self, submission: Submission) -> None:
         s = submission

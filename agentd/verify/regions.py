@@ -9,10 +9,13 @@ those, and a change anywhere else is an unrelated edit.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from agentd.verify.syntax import Unit, units
+
+TOUCHED_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,12 @@ class Touched:
         return not self.replaced and not self.inserted_at
 
 
+@functools.lru_cache(maxsize=TOUCHED_CACHE_SIZE)
 def touched(before: str, after: str) -> Touched:
-    """The units of ``before`` that ``after`` changes (formatting is not a change)."""
+    """The units of ``before`` that ``after`` changes (formatting is not a change); cached,
+    as a measure asks it of the same pair once per file and again for the changed share."""
+    if before == after:
+        return Touched(frozenset(), frozenset())
     old, new = units(before), units(after)
     matcher = difflib.SequenceMatcher(None, [u.key for u in old], [u.key for u in new],
                                       autojunk=False)

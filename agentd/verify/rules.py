@@ -7,8 +7,10 @@ pattern. What is left of those matches says how much of the asked-for change is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 from agentd.records import AstGrepRule, AstGrepRun, AstGrepSearch, Match, Task
 from agentd.sandbox import Sandbox
@@ -63,5 +65,37 @@ async def find_matches(sandbox: Sandbox, task: Task, files: Mapping[str, str]) -
             clean = result.error_kind == "none" and result.exit_code in (0, 1)
             found.append(tuple(result.matches) if clean else None)
         return RuleMatches(tuple(found))
+    finally:
+        await sandbox.cleanup(workspace)
+
+
+async def find_matches_in(sandbox: Sandbox, task: Task,
+                          file_sets: Sequence[Mapping[str, str]]) -> list[RuleMatches]:
+    """``find_matches`` of each file set, all searched in one jailed workspace (set ``i``
+    under ``i/``): one jailed run per rule instead of one per rule and set. A search whose
+    matches were cut at the sandbox's cap could split wrongly between the sets, so then each
+    set is searched on its own."""
+    searches = rule_searches(task)
+    targets = target_paths(task)
+    layout = {f"{i}/{p}": files[p] for i, files in enumerate(file_sets)
+              for p in targets if p in files}
+    if not searches or not layout or len(file_sets) < 2:
+        return [await find_matches(sandbox, task, files) for files in file_sets]
+    workspace = await sandbox.prepare_workspace(f"{task.task_id}-rules", layout)
+    try:
+        found: list[list[tuple[Match, ...] | None]] = [[] for _ in file_sets]
+        for search in searches:
+            action = AstGrepSearch(lang=search.lang, pattern=search.pattern,
+                                   rule_yaml=search.rule_yaml, paths=sorted(layout))
+            result = await sandbox.apply_action(workspace, action, task_id=task.task_id)
+            if len(result.matches) >= sandbox.limits.max_matches or result.error:
+                return [await find_matches(sandbox, task, files) for files in file_sets]
+            clean = result.error_kind == "none" and result.exit_code in (0, 1)
+            for i, per_set in enumerate(found):
+                prefix = f"{i}/"
+                per_set.append(tuple(
+                    msgspec.structs.replace(m, file=m.file.removeprefix(prefix))
+                    for m in result.matches if m.file.startswith(prefix)) if clean else None)
+        return [RuleMatches(tuple(per_set)) for per_set in found]
     finally:
         await sandbox.cleanup(workspace)

@@ -22,7 +22,7 @@ import anyio
 from agentd.records import Task, TestSpec, Verdict, VerdictCheck
 from agentd.sandbox import Sandbox
 from agentd.verify.measure import Measure, TaskFacts, gold_files, measure, task_facts
-from agentd.verify.rules import RuleMatches, find_matches, target_paths
+from agentd.verify.rules import RuleMatches, find_matches, find_matches_in, target_paths
 from agentd.verify.verdict import decide, structural_checks, tests_check
 
 FACTS_CACHE_SIZE = 256
@@ -60,7 +60,7 @@ class Verifier:
         self._matches: _Lru[RuleMatches] = _Lru(MATCHES_CACHE_SIZE)
         self._measures: _Lru[Measure] = _Lru(MATCHES_CACHE_SIZE)
         self._cache_size = cache_size
-        self.searches = 0  # file sets searched in the jail (the rest came from the cache)
+        self.searches = 0  # jailed searches of file sets (the rest came from the cache)
 
     async def facts(self, task: Task) -> TaskFacts:
         """The task's own rule matches (original and gold) and allowed units, cached."""
@@ -68,8 +68,7 @@ class Verifier:
         if key in self._facts:
             self._facts.move_to_end(key)
             return self._facts[key]
-        before = await self._find(task, task.files)
-        gold = await self._find(task, gold_files(task))
+        before, gold = await self._find_both(task, task.files, gold_files(task))
         facts = await anyio.to_thread.run_sync(task_facts, task, before, gold)
         self._facts[key] = facts
         while len(self._facts) > self._cache_size:
@@ -92,7 +91,7 @@ class Verifier:
 
     async def _find(self, task: Task, files: Mapping[str, str]) -> RuleMatches:
         """The task's rule matches in ``files``: from the cache, or searched in the jail."""
-        key = (task.task_id, tuple((p, files[p]) for p in target_paths(task) if p in files))
+        key = _matches_key(task, files)
         found = self._matches.get(key)
         if found is not None:
             return found
@@ -101,6 +100,20 @@ class Verifier:
         if all(m is not None for m in found.per_rule):
             self._matches.put(key, found)
         return found
+
+    async def _find_both(self, task: Task, a: Mapping[str, str],
+                         b: Mapping[str, str]) -> tuple[RuleMatches, RuleMatches]:
+        """Two file sets' rule matches, the unknown ones searched in one jailed run."""
+        keys = [_matches_key(task, a), _matches_key(task, b)]
+        known = [self._matches.get(k) for k in keys]
+        if known[0] is not None and known[1] is not None:
+            return known[0], known[1]
+        found = await find_matches_in(self.sandbox, task, [a, b])
+        self.searches += 1
+        for key, matches in zip(keys, found, strict=True):
+            if all(m is not None for m in matches.per_rule):
+                self._matches.put(key, matches)
+        return found[0], found[1]
 
     async def verdict(self, task: Task, files: Mapping[str, str]) -> Verdict:
         """The final verdict on ``files``; the task's tests run on a fresh workspace."""
@@ -118,3 +131,7 @@ class Verifier:
         finally:
             await self.sandbox.cleanup(fresh)
         return tests_check(result)
+
+
+def _matches_key(task: Task, files: Mapping[str, str]) -> _Key:
+    return (task.task_id, tuple((p, files[p]) for p in target_paths(task) if p in files))

@@ -6,13 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from agentd.config import SandboxConfig
-from agentd.records import AstGrepRule
+from agentd.records import AstGrepRule, Match
 from agentd.sandbox import Sandbox
 from agentd.testing.tasks import make_task
 from agentd.verify import Verifier
 from agentd.verify.measure import gold_files
+from agentd.verify.rules import RuleMatches, find_matches, find_matches_in
+
+from .recipe_tasks import recipe_ids, task_for
+
+KINDS = [*recipe_ids(), "rename-function", "multi:2", "multi:3"]
 
 
 def verifier(tmp_path: Path) -> Verifier:
@@ -23,15 +29,15 @@ def verifier(tmp_path: Path) -> Verifier:
 async def test_known_file_sets_are_not_searched_again(tmp_path: Path) -> None:
     v, task = verifier(tmp_path), make_task(1)
     await v.facts(task)
-    assert v.searches == 2  # the original and the gold
+    assert v.searches == 1  # the original and the gold, in one jailed workspace
     first = await v.measure(task, task.files)
     final = await v.verdict(task, gold_files(task))
-    assert v.searches == 2
+    assert v.searches == 1
     assert first.counts == (1,) and final.accepted
     [path] = task.files
     edited = {path: task.files[path] + "\nz = 1\n"}
     again = [await v.measure(task, dict(edited)) for _ in range(2)]
-    assert v.searches == 3 and again[0] == again[1]
+    assert v.searches == 2 and again[0] == again[1]
 
 
 async def test_a_failed_search_is_not_remembered(tmp_path: Path) -> None:
@@ -45,3 +51,21 @@ async def test_a_failed_search_is_not_remembered(tmp_path: Path) -> None:
     searched = v.searches
     await v.measure(task, task.files)
     assert first.counts == (None,) and v.searches == searched + 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_one_workspace_finds_what_separate_searches_find(tmp_path: Path,
+                                                               kind: str) -> None:
+    """The original and the gold searched together give each set's own matches (every
+    recipe, a rename and multi-step tasks)."""
+    v, task = verifier(tmp_path), await task_for(kind)
+    together = await find_matches_in(v.sandbox, task, [task.files, gold_files(task)])
+    apart = [await find_matches(v.sandbox, task, files)
+             for files in (task.files, gold_files(task))]
+    assert [_sorted(m) for m in together] == [_sorted(m) for m in apart]
+    assert any(count for count in apart[0].counts)  # the rules do match the original
+
+
+def _sorted(found: RuleMatches) -> list[list[Match] | None]:
+    return [None if ms is None else sorted(ms, key=lambda m: (m.file, m.start_line, m.text))
+            for ms in found.per_rule]
