@@ -112,6 +112,7 @@ bench: setup firejail e2e-setup
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/state_store.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/step_cost.py
 	$(BIN)/python benchmarks/llm_saturation.py
 	$(BIN)/python benchmarks/hostile_inputs.py
 

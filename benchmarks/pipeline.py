@@ -1,14 +1,18 @@
 """The engine against its parts, measured side by side in one run.
 
 1. steps/s of the full engine (queue, state store, prompts, instant in-process policy, sandbox,
-   rewards, exactly-once commit, writer) next to the sandbox alone doing the same actions at the
-   same sandbox concurrency (jailed processes at once = cores) — the ratio is what the engine
-   costs (target ≥ 0.9). The engine runs its default number of episodes (more than sandbox
-   slots, so an episode's bookkeeping overlaps another's jailed process);
+   verification, rewards, exactly-once commit, writer) next to the sandbox alone at the same
+   sandbox concurrency (jailed processes at once = cores), in two versions: doing only the
+   model's actions (rewrite, submit), and doing every jailed run the engine does (those and the
+   verifier's rule search: one per task, over the original and the gold in one workspace —
+   the rewrite lands on the gold, whose matches the verifier then knows). The second ratio is
+   what the engine's own work costs (target ≥ 0.9); the first adds what verification costs.
+   The engine runs its default number of episodes (more than sandbox slots, so an episode's
+   bookkeeping overlaps another's jailed process);
 2. the trajectory writer's records/s next to a plain ``json.dumps`` + ``write`` loop;
 3. the daemon's peak RSS with 10,000 queued tasks.
 
-Usage: ``.venv/bin/python benchmarks/pipeline.py [--tasks 120] [--concurrency 2]``
+Usage: ``.venv/bin/python benchmarks/pipeline.py [--tasks 120] [--concurrency 2] [--runs 3]``
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,8 @@ from agentd.records import Submit
 from agentd.sandbox import Sandbox
 from agentd.testing.tasks import make_task
 from agentd.testing.writer_bench import writer_throughput
+from agentd.verify.measure import gold_files
+from agentd.verify.rules import find_matches_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,9 +59,10 @@ async def engine_steps_per_s(settings: Settings, n: int) -> float:
     return summary["steps"] / summary["elapsed_s"]
 
 
-async def sandbox_steps_per_s(settings: Settings, n: int, concurrency: int) -> float:
+async def sandbox_steps_per_s(settings: Settings, n: int, concurrency: int, *,
+                              verify: bool) -> float:
     """The same two actions per task (rewrite, submit) through the sandbox alone, with as many
-    tasks in flight as the sandbox has slots."""
+    tasks in flight as the sandbox has slots; with ``verify`` also the verifier's searches."""
     sandbox = Sandbox(settings.sandbox, workspaces_dir=Path(tempfile.mkdtemp()),
                       log_dir=settings.path(settings.sandbox.log_dir))
     tasks = [make_task(i) for i in range(n)]
@@ -63,10 +71,12 @@ async def sandbox_steps_per_s(settings: Settings, n: int, concurrency: int) -> f
     async def one(i: int) -> None:
         async with limiter:
             task = tasks[i]
+            if verify:  # the verifier's facts: the original and the gold in one search
+                await find_matches_in(sandbox, task, [task.files, gold_files(task)])
             ws = await sandbox.prepare_workspace(f"{task.task_id}-b", dict(task.files))
-            await sandbox.apply_action(ws, task.reference_actions[0], task_id=task.task_id)
-            await sandbox.read_files(ws)
-            await sandbox.apply_action(ws, Submit(), task_id=task.task_id)
+            # act() hands back the after-snapshot the engine keeps (no third walk).
+            await sandbox.act(ws, task.reference_actions[0], task_id=task.task_id)
+            await sandbox.act(ws, Submit(), task_id=task.task_id)
             await sandbox.cleanup(ws)
 
     started = time.perf_counter()
@@ -116,15 +126,28 @@ def _rss(pid: int) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        settings = project(Path(a), args.concurrency)
-        sandbox_rate = await sandbox_steps_per_s(settings, args.tasks, args.concurrency)
-        engine_rate = await engine_steps_per_s(settings, args.tasks)
-        writer = await writer_throughput(20_000, Path(b))
+    """``--runs`` interleaved rounds (sandbox, sandbox + searches, engine): median ratios."""
+    own: list[float] = []
+    overall: list[float] = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory() as a:
+            settings = project(Path(a), args.concurrency)
+            actions = await sandbox_steps_per_s(settings, args.tasks, args.concurrency,
+                                                verify=False)
+            jailed = await sandbox_steps_per_s(settings, args.tasks, args.concurrency,
+                                               verify=True)
+            engine = await engine_steps_per_s(settings, args.tasks)
+        own.append(engine / jailed)
+        overall.append(engine / actions)
+        print(f"run {run + 1}: engine {engine:7.1f} steps/s | sandbox, same jailed runs "
+              f"{jailed:7.1f} (ratio {own[-1]:.3f}) | sandbox, model actions only "
+              f"{actions:7.1f} (ratio {overall[-1]:.3f})")
     episodes = settings.agentd.episodes.concurrency
-    print(f"engine  {engine_rate:8.1f} steps/s   sandbox alone {sandbox_rate:8.1f} steps/s   "
-          f"ratio {engine_rate / sandbox_rate:.3f}   (tasks {args.tasks}, sandbox concurrency "
-          f"{args.concurrency}, engine episodes {episodes})")
+    print(f"median of {args.runs} (tasks {args.tasks}, sandbox concurrency {args.concurrency}, "
+          f"engine episodes {episodes}): engine / same jailed runs {statistics.median(own):.3f} "
+          f"(target >= 0.9); engine / model actions only {statistics.median(overall):.3f}")
+    with tempfile.TemporaryDirectory() as b:
+        writer = await writer_throughput(20_000, Path(b))
     print(f"writer  {writer['writer_records_per_s']:8d} records/s   json.dumps+write "
           f"{writer['baseline_records_per_s']:8d} records/s   ratio {writer['ratio']:.3f}")
 
@@ -135,8 +158,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2,
                         help="jailed processes at once (default: cores, as in production)")
     parser.add_argument("--queued", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3, help="interleaved engine/sandbox pairs")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS part")
     args = parser.parse_args()
     anyio.run(main_async, args, backend="asyncio", backend_options={"use_uvloop": True})
+    if args.no_rss:
+        return
     with tempfile.TemporaryDirectory() as c:
         rss = peak_rss_with_queue(Path(c), args.queued)
     print(f"daemon  peak RSS idle {rss['idle_peak_mb']} MB, with {args.queued} queued "
