@@ -8,8 +8,8 @@ early. Between steps the runner looks at the engine's ``stopping`` event, so a d
 the step in flight and hands the rest of the episode back to the queue.
 
 The engine builds one runner (for its configuration) and shares it between its workers; what
-the runner needs comes in typed and narrow: an ``EpisodeConfig``, the policies, the store and
-a ``StepCommitter`` (``engine.commit``), and nothing calls back up into the engine.
+the runner needs comes in typed and narrow (``wiring.py``): an ``EpisodeConfig``, the
+policies, the store and a ``StepCommitter``, and nothing calls back up into the engine.
 """
 
 from __future__ import annotations
