@@ -13,11 +13,13 @@ jailed search.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 import anyio
+import msgspec
 
 from agentd.records import Task, TestSpec, Verdict, VerdictCheck
 from agentd.sandbox import Sandbox
@@ -29,7 +31,7 @@ FACTS_CACHE_SIZE = 256
 MATCHES_CACHE_SIZE = 256
 T = TypeVar("T")
 
-_Key = tuple[str, tuple[tuple[str, str], ...]]  # a task id and (path, text) pairs
+_Key = tuple[str, tuple[tuple[str, str], ...]]  # a task's identity and (path, text) pairs
 
 
 class _Lru(Generic[T]):
@@ -56,7 +58,7 @@ class Verifier:
 
     def __init__(self, sandbox: Sandbox, *, cache_size: int = FACTS_CACHE_SIZE) -> None:
         self.sandbox = sandbox
-        self._facts: OrderedDict[str, TaskFacts] = OrderedDict()
+        self._facts: OrderedDict[str, TaskFacts] = OrderedDict()  # by _identity
         self._matches: _Lru[RuleMatches] = _Lru(MATCHES_CACHE_SIZE)
         self._measures: _Lru[Measure] = _Lru(MATCHES_CACHE_SIZE)
         self._cache_size = cache_size
@@ -64,7 +66,7 @@ class Verifier:
 
     async def facts(self, task: Task) -> TaskFacts:
         """The task's own rule matches (original and gold) and allowed units, cached."""
-        key = task.task_id
+        key = _identity(task)
         if key in self._facts:
             self._facts.move_to_end(key)
             return self._facts[key]
@@ -77,7 +79,7 @@ class Verifier:
 
     async def measure(self, task: Task, files: Mapping[str, str]) -> Measure:
         """``files`` (every file of a workspace) against ``task``."""
-        key = (task.task_id, tuple(sorted(files.items())))
+        key = (_identity(task), tuple(sorted(files.items())))
         known = self._measures.get(key)
         if known is not None:
             return known
@@ -134,4 +136,11 @@ class Verifier:
 
 
 def _matches_key(task: Task, files: Mapping[str, str]) -> _Key:
-    return (task.task_id, tuple((p, files[p]) for p in target_paths(task) if p in files))
+    return (_identity(task), tuple((p, files[p]) for p in target_paths(task) if p in files))
+
+
+def _identity(task: Task) -> str:
+    """The task's id and a digest of its content: a task rebuilt under the same id (a new
+    corpus, a long-running daemon) is a different task to every cache here."""
+    digest = hashlib.blake2b(msgspec.json.encode(task), digest_size=12).hexdigest()
+    return f"{task.task_id}@{digest}"

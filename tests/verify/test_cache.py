@@ -69,3 +69,13 @@ async def test_one_workspace_finds_what_separate_searches_find(tmp_path: Path,
 def _sorted(found: RuleMatches) -> list[list[Match] | None]:
     return [None if ms is None else sorted(ms, key=lambda m: (m.file, m.start_line, m.text))
             for ms in found.per_rule]
+
+
+async def test_a_task_rebuilt_under_the_same_id_is_judged_afresh(tmp_path: Path) -> None:
+    """A long-running daemon serving a rebuilt corpus: same id, another gold, new facts."""
+    v, task = verifier(tmp_path), make_task(1)
+    [path] = task.files
+    assert (await v.verdict(task, gold_files(task))).accepted
+    rebuilt = msgspec.structs.replace(task, gold={path: task.files[path]})  # nothing to do
+    assert not (await v.verdict(rebuilt, gold_files(task))).accepted
+    assert v.searches == 3  # the rebuilt task's facts and its measure were searched anew
