@@ -8,42 +8,16 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from agentd.config import Settings, load_settings
-from agentd.engine.results import routed_submissions
 from agentd.errors import UsageError
 from agentd.exports.tasks import TaskIndex, task_files
 from agentd.records import TrajectoryRecord
 from agentd.reports.eval_report import overall_table, write_eval
 from agentd.reports.evaluation import RunEvaluation, evaluate
-from agentd.reports.metrics import ReportData, collect
-from agentd.reports.teacher import write_report
-
-
-async def routing_rows(database: Path) -> list[dict[str, Any]]:
-    """Difficulty-routed submissions recorded by the engine (read-only, no daemon needed)."""
-    return [{"run_id": s.run_id, "policy": s.policy, "route": s.route,
-             "min_failures": s.min_failures, "tasks": s.tasks}
-            for s in await routed_submissions(database)]
-
-
-async def build_report(settings: Settings, run_id: str | None) -> tuple[Path, int, int]:
-    """Write the teacher report; (its path, steps, verified steps)."""
-    paths = settings.agentd.paths
-    routing = await routing_rows(settings.path(paths.database))
-
-    def write() -> tuple[Path, int, int]:
-        root = settings.path(paths.trajectories)
-        data = collect([root], run_id) if root.exists() else ReportData()
-        out = write_report(data, settings.path(paths.reports) / "teacher",
-                           processed_dir=settings.path(paths.processed_data),
-                           routing=routing, run_id=run_id)
-        return out, data.total_steps, data.total_verified
-
-    return await anyio.to_thread.run_sync(write)
+from agentd.reports.teacher import build_report
 
 
 def report_command(args: argparse.Namespace) -> int:

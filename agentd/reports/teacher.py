@@ -7,9 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
+
+from agentd.config import Settings
+from agentd.engine.results import routed_submissions
 from agentd.fileio import atomic_output
 from agentd.reports import charts
-from agentd.reports.metrics import GroupMetrics, ReportData
+from agentd.reports.metrics import GroupMetrics, ReportData, collect
 
 _COLUMNS = ("policy / teacher", "episodes", "steps", "verified", "precision", "final match",
             "parse fail", "mean reward", "tokens (in/out)", "cost $", "p50 ms", "p95 ms")
@@ -115,3 +119,27 @@ def write_report(data: ReportData, out_dir: Path, *, processed_dir: Path,
     with atomic_output(target) as f:
         f.write(text.encode())
     return target
+
+
+async def routing_rows(database: Path) -> list[dict[str, Any]]:
+    """Difficulty-routed submissions recorded by the engine (read-only, no daemon needed)."""
+    return [{"run_id": s.run_id, "policy": s.policy, "route": s.route,
+             "min_failures": s.min_failures, "tasks": s.tasks}
+            for s in await routed_submissions(database)]
+
+
+async def build_report(settings: Settings, run_id: str | None) -> tuple[Path, int, int]:
+    """Write the teacher report from the shards and the database; (its path, steps,
+    verified steps)."""
+    paths = settings.agentd.paths
+    routing = await routing_rows(settings.path(paths.database))
+
+    def write() -> tuple[Path, int, int]:
+        root = settings.path(paths.trajectories)
+        data = collect([root], run_id) if root.exists() else ReportData()
+        out = write_report(data, settings.path(paths.reports) / "teacher",
+                           processed_dir=settings.path(paths.processed_data),
+                           routing=routing, run_id=run_id)
+        return out, data.total_steps, data.total_verified
+
+    return await anyio.to_thread.run_sync(write)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from agentd.cli.report import build_report
 from agentd.config import Settings
 from agentd.datasets import corpus_version, write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.exports.export import Filter, export_parquet
+from agentd.reports.teacher import build_report
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
 

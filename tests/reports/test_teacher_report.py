@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from agentd.cli.report import build_report
 from agentd.config import Settings, load_settings
 from agentd.datasets import write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
 from agentd.engine.results import Results
 from agentd.engine.submission import parse_submit
 from agentd.reports.metrics import collect
+from agentd.reports.teacher import build_report
 from agentd.testing.fake_vllm import FakeVLLM
 from agentd.testing.tasks import make_task, solve
 from agentd.trajectories import iter_records
