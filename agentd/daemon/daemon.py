@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import signal
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +61,25 @@ class Daemon:
         self.engine = Engine(self.settings, boot_id=self.boot_id)
         self._stop = anyio.Event()
         self._lock.acquire()
-        try:
-            async with anyio.create_task_group() as tg:
-                await self.startup(tg)
-                await self.serve()
-                await self.drain()
-                tg.cancel_scope.cancel()
-        finally:
-            await self.shutdown()
-            self._lock.release()
+        # The handlers stay installed until the process is done: a SIGTERM that arrives after
+        # the drain (systemd or an operator repeating it) must not kill it mid-close with the
+        # default action; it only queues here, unread.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+            try:
+                async with anyio.create_task_group() as tg:
+                    await self.startup(tg, sigs)
+                    await self.serve()
+                    await self.drain()
+                    tg.cancel_scope.cancel()
+            finally:
+                await self.shutdown()
+                self._lock.release()
         return 0
 
-    async def startup(self, tg: TaskGroup) -> None:
+    async def startup(self, tg: TaskGroup, signals: AsyncIterator[int]) -> None:
         log.info("daemon.starting", pid=os.getpid(), boot_id=self.boot_id,
                  config=str(self.settings.config_path))
-        tg.start_soon(self._signals, tg)
+        tg.start_soon(self._signals, tg, signals)
         recovered = await self.engine.open()
         await self.engine.start(tg)
         self._admin = self._build_admin()
@@ -116,17 +121,16 @@ class Daemon:
 
     # ---------------------------------------------------------------- signals and reload
 
-    async def _signals(self, tg: TaskGroup) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
-            async for signum in sigs:
-                if signum == signal.SIGHUP:
-                    await self._reload_quietly()
-                elif self._stop.is_set():
-                    log.warning("daemon.forced_stop", signal=signal.Signals(signum).name)
-                    tg.cancel_scope.cancel()
-                    return
-                else:
-                    self.request_stop(signal.Signals(signum).name)
+    async def _signals(self, tg: TaskGroup, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                await self._reload_quietly()
+            elif self._stop.is_set():
+                log.warning("daemon.forced_stop", signal=signal.Signals(signum).name)
+                tg.cancel_scope.cancel()
+                return
+            else:
+                self.request_stop(signal.Signals(signum).name)
 
     async def _reload_quietly(self) -> None:
         try:
