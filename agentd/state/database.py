@@ -44,7 +44,22 @@ class DatabaseStatistics:
     waiting: int = 0
 
 
-class Database:
+class Closing:
+    """``async with x:`` closes ``x`` (the database and the stores that own one)."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class Database(Closing):
     """One SQLite file: a serialised writer, a committed-only reader, the schema version."""
 
     def __init__(self, writer: aiosqlite.Connection | None, reader: aiosqlite.Connection,
@@ -145,14 +160,6 @@ class Database:
             if conn is not None:
                 with contextlib.suppress(ValueError):  # already closed
                     await conn.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def statistics(self) -> DatabaseStatistics:
         return dataclasses.replace(self._n)

@@ -19,15 +19,14 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Protocol
 
 import aiosqlite
 import msgspec
 
 from agentd.config import StateConfig
 from agentd.errors import StateConflictError, StateError
-from agentd.state.database import Database
+from agentd.state.database import Closing, Database
 from agentd.state.model import State, decode_state, encode_state
 
 _INSERT: Final = (
@@ -84,7 +83,7 @@ class StateStore(Protocol):
         ...
 
 
-class SqliteStateStore:
+class SqliteStateStore(Closing):
     """``StateStore`` on a ``Database``; see the module docstring."""
 
     def __init__(self, db: Database, *, owns_database: bool = False) -> None:
@@ -102,14 +101,6 @@ class SqliteStateStore:
         """Close the database if this store opened it (idempotent)."""
         if self._owns_database:
             await self.db.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def statistics(self) -> StateStoreStatistics:
         """Counters since open."""
