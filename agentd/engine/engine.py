@@ -78,6 +78,7 @@ class Engine:
         self._stopping = anyio.Event()  # set by drain(): runners hand unfinished episodes back
         self._pending: list[Replay] = []
         self._drained = anyio.Event()  # set when draining and the last episode has left
+        self._ended = anyio.Event()  # set (and replaced) each time an episode leaves
         self._episodes_scope = anyio.CancelScope()
         self._started = time.time()
 
@@ -209,6 +210,14 @@ class Engine:
             only = frozenset(await self.results.failed_by("actor", req.min_failures))
         return Selection(req.source, req.task_ids, req.limit, only)
 
+    async def episode_ended(self, timeout_s: float) -> bool:
+        """Wait until an episode leaves its worker (finished, failed or handed back), at most
+        ``timeout_s``; whether one did. Lets a caller watch a run without polling the queue."""
+        ended = self._ended
+        with anyio.move_on_after(timeout_s):
+            await ended.wait()
+        return ended.is_set()
+
     async def cancel(self, run_id: str, task_ids: list[str] | None = None) -> int:
         """Cancel a run's queued episodes (all, or those of ``task_ids``); how many."""
         assert self.queue is not None
@@ -289,6 +298,8 @@ class Engine:
 
     def _forget(self, lease: Lease) -> None:
         self._in_flight.pop(_key(lease), None)
+        self._ended.set()
+        self._ended = anyio.Event()
         if self._stopping.is_set() and not self._in_flight:
             self._drained.set()
 

@@ -61,7 +61,9 @@ async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[st
                     print(f"\nagentd run: {engine.pause_reason}", file=sys.stderr)
                     tg.cancel_scope.cancel()
                     break
-                await anyio.sleep(0.25)
+                # Woken by an episode's end (the last one ends the run at once), or after a
+                # while for the progress line and the budget check.
+                await engine.episode_ended(0.25)
     progress.close()
     return await engine.queue.counts(opts.run_id)
 

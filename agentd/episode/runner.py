@@ -57,13 +57,13 @@ from agentd.records import (
 )
 from agentd.sandbox import Sandbox
 from agentd.state import (
-    FitResult,
     MergeResult,
     State,
     StateStore,
     TokenCounter,
     fit_budget,
     merge,
+    render,
 )
 from agentd.verify import Measure, Verifier
 
@@ -79,7 +79,8 @@ class _Memory:
 
     state: State
     version: int
-    block: FitResult
+    fitted: State  # the state within the token budget, and its rendered block
+    rendered: str
     focus: Focus = field(default_factory=dict)  # where the model looked: windows grow there
 
 
@@ -175,12 +176,11 @@ class EpisodeRunner:
         counter = self.policies.counter(lease.policy)
         with anyio.fail_after(self.config.step_timeout_s):
             memory = memory or await self._recall(lease, counter)
-            block = memory.block
             prompt = await self._prompt(lease, policy, memory, observation, step)
             request = self._request(lease, policy, prompt.messages, step)
             generation = await self._generate(policy, request)
             acted = await self._act(lease, workspace, files, generation, step, last)
-            merged = self._merge(block.state, acted, step)
+            merged = self._merge(memory.fitted, acted, step)
             # The stored state always fits: what the summariser folds away is recorded.
             fitted = await fit_budget(merged.state, counter, caps.token_budget, caps=caps)
             rejected = [*merged.rejected, *(f"folded: {d}" for d in fitted.dropped)]
@@ -191,7 +191,7 @@ class EpisodeRunner:
         self._count(record)
         read = acted.action if isinstance(acted.action, ReadFile) else None
         focus = add_focus(memory.focus, acted.result.matches if acted.result else [], read)
-        after = _Memory(fitted.state, memory.version + 1, fitted, focus)
+        after = _Memory(fitted.state, memory.version + 1, fitted.state, fitted.rendered, focus)
         return StepOutcome(record, acted.files, acted.observation, acted.done, after,
                            acted.measure)
 
@@ -202,7 +202,7 @@ class EpisodeRunner:
 
         def render(files_chars: int, with_few_shot: bool) -> RenderedPrompt:
             return render_prompt(
-                templates, lease.task, memory.block.rendered, observation or None, step,
+                templates, lease.task, memory.rendered, observation or None, step,
                 max_steps=self._max_steps(lease), files_chars=files_chars, focus=memory.focus,
                 few_shot=self.policies.few_shot(lease.policy) if with_few_shot else None)
 
@@ -217,21 +217,22 @@ class EpisodeRunner:
         return fitted.prompt
 
     async def _recall(self, lease: Lease, counter: TokenCounter) -> _Memory:
-        """The stored state (first step of this lease) and its block within the budget."""
+        """The stored state (first step of this lease) and its block within the budget.
+
+        A new episode's empty state has nothing to fold, so only a resumed one is fitted here
+        (the budget may have changed across the restart); every step then fits once."""
         caps = self.config.state
         stored = await self.store.load(lease.run_id, lease.task_id, lease.episode)
+        if stored.state.is_empty():
+            return _Memory(stored.state, stored.version, stored.state, render(stored.state))
         block = await fit_budget(stored.state, counter, caps.token_budget, caps=caps)
-        return _Memory(stored.state, stored.version, block)
+        return _Memory(stored.state, stored.version, block.state, block.rendered)
 
     def _merge(self, state: State, acted: _Acted, step: int) -> MergeResult:
-        """The model's update, then one history line the runner writes itself."""
-        caps = self.config.state
+        """The model's update, then one history line the runner writes itself (one pass)."""
         update = acted.parsed.state_update if isinstance(acted.parsed, protocol.ParsedOutput) \
             else None
-        merged = merge(state, update, caps) if update is not None else MergeResult(
-            state=state, rejected=[])
-        again = merge(merged.state, {"history": [_history_line(step, acted)]}, caps)
-        return MergeResult(state=again.state, rejected=[*merged.rejected, *again.rejected])
+        return merge(state, update, self.config.state, history=_history_line(step, acted))
 
     def _max_steps(self, lease: Lease) -> int:
         return min(lease.task.max_steps, self.config.max_steps)

@@ -91,8 +91,13 @@ def snippet(text: str) -> str:
     return repr(cut + "…" if len(text) > NOTE_SNIPPET else cut)
 
 
-def merge(existing: State, update: object, caps: StateConfig) -> MergeResult:
-    """Merge ``update`` (parsed JSON, raw JSON text, or None) into ``existing``; never raises."""
+def merge(existing: State, update: object, caps: StateConfig, *,
+          history: str | None = None) -> MergeResult:
+    """Merge ``update`` (parsed JSON, raw JSON text, or None) into ``existing``; never raises.
+
+    ``history`` is a line of the caller's own (the runner's record of the step), appended
+    after the update in the same pass, whatever became of the update.
+    """
     run = _Merge(caps)
     base = cap_state(existing, caps)
     try:
@@ -100,6 +105,12 @@ def merge(existing: State, update: object, caps: StateConfig) -> MergeResult:
     except Exception as exc:  # a bug here must cost one step's update, not the episode
         run.notes.add(f"update: internal error {type(exc).__name__}; update ignored")
         state, run.evicted = base, []
+    if history is not None:
+        try:
+            lines = run.list_field("history", state.history, [history])
+            state = msgspec.structs.replace(state, history=lines)
+        except Exception as exc:  # the same promise for the caller's line
+            run.notes.add(f"history: internal error {type(exc).__name__}; line ignored")
     return MergeResult(state=state, rejected=run.notes.done(), evicted=run.evicted,
                        changed=state != existing)
 
@@ -147,7 +158,8 @@ class _Merge:
         values: dict[str, list[str]] = {}
         for name in (*LIST_FIELDS, "history"):
             current: list[str] = getattr(base, name)
-            values[name] = self._list(name, current, fields[name]) if name in fields else current
+            values[name] = self.list_field(name, current, fields[name]) if name in fields \
+                else current
         return State(**values, next_focus=self._next_focus(base.next_focus, fields))
 
     def _next_focus(self, current: str, fields: dict[str, object]) -> str:
@@ -161,7 +173,7 @@ class _Merge:
             return current
         return self._clean("next_focus", value) or ""
 
-    def _list(self, name: str, current: list[str], value: object) -> list[str]:
+    def list_field(self, name: str, current: list[str], value: object) -> list[str]:
         adds, removes = self._split_ops(name, value)
         limit = self.caps.history_max if name == "history" else self.caps.list_max_items
         new = self._items(name, adds, limit * 4)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agentd.config import Settings
 from agentd.datasets import write_tasks
 from agentd.engine.foreground import RunOptions, run_foreground
+from agentd.episode import runner
 from agentd.state import SqliteStateStore
 from agentd.testing.tasks import make_task
 from agentd.trajectories import iter_records
@@ -54,6 +58,24 @@ class TestReferenceRun:
             await store.close()
         assert stored.version == 2
         assert stored.state.goals and len(stored.state.history) == 2
+
+    async def test_merge_and_budget_run_once_per_step(self, settings: Settings,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """A fresh episode merges and fits its state once per step, the first step too."""
+        calls: Counter[str] = Counter()
+
+        def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                calls[name] += 1
+                return real(*args, **kwargs)
+            return call
+
+        monkeypatch.setattr(runner, "merge", counting("merge", runner.merge))
+        monkeypatch.setattr(runner, "fit_budget", counting("fit", runner.fit_budget))
+        write_split(settings, 3)
+        summary = await run_foreground(settings, options("once"))
+        assert summary["steps"] == 6
+        assert calls == {"merge": 6, "fit": 6}
 
     async def test_rerun_of_a_finished_run_adds_nothing(self, settings: Settings) -> None:
         """Running the same run id again is a no-op: nothing is written twice."""

@@ -220,6 +220,33 @@ class TestHostileUpdates:
         assert r.state.goals == ["g" * 255 + "…"]
 
 
+class TestCallersHistoryLine:
+    """The runner's own history line goes in with the model's update, in one pass."""
+
+    FULL = State(history=[f"step {i}" for i in range(CAPS.history_max)], goals=["g"])
+
+    @pytest.mark.parametrize("update", [
+        None, {}, {"history": ["model says"]}, {"history": "step 3"}, {"goals": ["x"] * 3},
+        {"history": {"remove": ["step 1"], "add": ["again"]}}, "not json", {"bogus": 1},
+        {"next_focus": None, "decisions": ["d"]},
+    ])
+    def test_same_as_merging_the_line_after_the_update(self, update: object) -> None:
+        """One pass gives the state and notes of merging the update, then the line."""
+        line = "step 9: rewrite -> exit 0, none, 1 file(s) changed, progress 0.50"
+        once = merge(self.FULL, update, CAPS, history=line)
+        first = merge(self.FULL, update, CAPS)
+        second = merge(first.state, {"history": [line]}, CAPS)
+        assert once.state == second.state
+        assert once.rejected == [*first.rejected, *second.rejected]
+        assert once.state.history[-1] == line
+
+    def test_the_line_lands_even_when_the_update_is_refused(self) -> None:
+        """An update refused whole still leaves the step's line in the history."""
+        r = merge(State(), "{broken", CAPS, history="step 0: output rejected")
+        assert r.state.history == ["step 0: output rejected"]
+        assert r.rejected and r.changed
+
+
 class TestRender:
     def test_render_layout(self) -> None:
         """The block lists the non-empty fields in a fixed order, one item a line."""
