@@ -39,11 +39,12 @@ class StepJournal:
         """Append ``record`` as one line; never raises."""
         line = _encoder.encode(record) + b"\n"
         try:
-            await anyio.to_thread.run_sync(self._append, self.path_for(task_id), line)
+            await anyio.to_thread.run_sync(self._append, task_id, line)
         except OSError as exc:
             log.debug("sandbox.journal_failed", error=str(exc))
 
-    def _append(self, path: Path, line: bytes) -> None:
+    def _append(self, task_id: str, line: bytes) -> None:
+        path = self.path_for(task_id)
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists() and path.stat().st_size + len(line) > self.max_bytes:

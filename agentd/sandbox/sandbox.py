@@ -1,9 +1,10 @@
 """``Sandbox``: run one model action in the jail and say exactly what it did.
 
 Per action: validate (before any process) → snapshot the workspace (no-follow, bounded,
-handed to the sandbox uid) → run the tool in the jail under the concurrency limiter →
-snapshot again → diff in Python → one JSONL step line. The same action on the same files
-gives the same result, byte for byte (timings aside).
+handed to the sandbox uid) and make the action's cgroup, in one worker-thread trip → run the
+tool in the jail under the concurrency limiter → snapshot again → diff in Python → one JSONL
+step line. The same action on the same files gives the same result, byte for byte (timings
+aside).
 
 A search runs with the workspace mounted read-only, so it reads no contents (the workspace is
 still checked against its limits and handed over, without reading a byte); ``act``
@@ -30,7 +31,7 @@ from agentd.errors import JailUnavailableError
 from agentd.records import Action, ReadFile, RunTests, SandboxResult, Submit, TestResult, TestSpec
 from agentd.sandbox import results
 from agentd.sandbox.binaries import Binary, resolve_allowlist
-from agentd.sandbox.cgroups import ActionGroup, Cgroups, select_cgroups
+from agentd.sandbox.cgroups import ActionGroup, Cgroups, ClosedOnce, select_cgroups
 from agentd.sandbox.jails import DataFile, Jail, JailRun, select_jail
 from agentd.sandbox.jails.base import DATA_DIR
 from agentd.sandbox.journal import StepJournal
@@ -76,6 +77,7 @@ class Sandbox:
                                     backups=config.log_backups)
         self._counters = Counters()
         self._sg_version: str | None = None
+        self._limits_line = self.limits.model_dump()  # every step line carries them
 
     # ------------------------------------------------------------------ workspaces
 
@@ -119,7 +121,7 @@ class Sandbox:
             ms = (time.perf_counter() - started) * 1000
             result = _with_duration(result, ms)
         self._counters.record(result)
-        await self._journal.write(task_id, _step_line(task_id, action, result, trace, self))
+        await self._journal.write(task_id, self._step_line(task_id, action, result, trace))
         return Applied(result, applied.files)
 
     async def run_tests(self, workspace: Path, test_spec: TestSpec, *,
@@ -146,16 +148,23 @@ class Sandbox:
     async def _run_action(self, workspace: Path, action: Action, test_spec: TestSpec | None,
                           trace: dict[str, Any]) -> Applied:
         clock = _Clock(trace)
-        plan, before = await anyio.to_thread.run_sync(
-            self._plan_and_snapshot, workspace, action, test_spec)
+        # Shielded: the thread makes the action's cgroup, which must not be lost to a cancel.
+        with anyio.CancelScope(shield=True):
+            plan, before, group = await anyio.to_thread.run_sync(
+                self._prepare_run, workspace, action, test_spec)
         clock.lap("prepare_ms")
-        async with self._limiter:
-            clock.lap("queue_ms")
-            self._counters.started()
-            try:
-                raw = await self._spawn(workspace, plan, trace)
-            finally:
-                self._counters.ended()
+        try:
+            async with self._limiter:
+                clock.lap("queue_ms")
+                self._counters.started()
+                try:
+                    raw = await self._spawn(workspace, plan, group, trace)
+                finally:
+                    self._counters.ended()
+        finally:
+            if not group.closed:  # the run never started (cancelled in the queue, no jailer)
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(group.close)
         clock.lap("run_ms")
         if before is None:  # read-only mount: nothing can have changed
             result = results.from_run(raw, plan, {}, {}, self.limits)
@@ -170,24 +179,29 @@ class Sandbox:
         clock.lap("diff_ms")
         return Applied(result, _texts(after) if result.changed_files else None)
 
-    def _plan_and_snapshot(self, workspace: Path, action: Action,
-                           test_spec: TestSpec | None) -> tuple[Plan, Snapshot | None]:
+    def _prepare_run(self, workspace: Path, action: Action, test_spec: TestSpec | None,
+                     ) -> tuple[Plan, Snapshot | None, ClosedOnce]:
+        """The plan, the before-snapshot and the action's cgroup, in one worker-thread trip
+        made before the action queues for a slot: inside the slot only the spawn and the
+        group's removal are left, so a busy event loop stretches a slot less."""
         plan = plan_action(action, workspace, self.limits, test_spec=test_spec,
                            allowlist=frozenset(self.binaries))
         if os.path.islink(workspace):  # noqa: PTH114 - the bind source must be a real directory
             raise ActionRejected("path_escape", "the workspace itself is a symlink")
         if not plan.writes:  # mounted read-only: checked and handed over, no diff to take
             admit(workspace, self.limits, self.owner)
-            return plan, None
-        return plan, snapshot(workspace, self.limits, self.owner)
+            before = None
+        else:
+            before = snapshot(workspace, self.limits, self.owner)
+        return plan, before, ClosedOnce(self.cgroups.create(self.limits))
 
-    async def _spawn(self, workspace: Path, plan: Plan, trace: dict[str, Any]) -> RawRun:
+    async def _spawn(self, workspace: Path, plan: Plan, group: ActionGroup,
+                     trace: dict[str, Any]) -> RawRun:
         with self._fds(plan) as (data_files, seccomp):
             run = self._jail_run(workspace, plan, data_files, seccomp)
             argv = self.jail.build(run)
             trace["argv"] = argv
             fds = [d.fd for d in data_files] + ([seccomp] if seccomp is not None else [])
-            group = await anyio.to_thread.run_sync(self.cgroups.create, self.limits)
             try:
                 raw = await run_process(argv, wall_s=plan.wall_s,
                                         output_bytes=self.limits.output_bytes, pass_fds=fds,
@@ -251,6 +265,19 @@ class Sandbox:
             uid=self.owner.uid, gid=self.owner.gid, full_os=plan.full_os,
             writable=plan.writes,
         )
+
+    def _step_line(self, task_id: str, action: Action, result: SandboxResult,
+                   trace: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ts": time.time(), "task_id": task_id, "tool": type(action).__name__,
+            "jailer": self.jail.name, "cgroup": self.cgroups.name, "argv": trace.get("argv"),
+            "peak_memory_bytes": trace.get("peak_memory_bytes", 0),
+            "limits": self._limits_line, "exit_code": result.exit_code,
+            "error_kind": result.error_kind, "error": result.error, "timed_out": result.timed_out,
+            "killed_reason": result.killed_reason, "duration_ms": result.duration_ms,
+            "changed_files": len(result.changed_files), "diff_bytes": len(result.diff),
+            "matches": len(result.matches), "timings": trace.get("timings", {}),
+        }
 
     # ------------------------------------------------------------------ introspection
 
@@ -321,17 +348,3 @@ def _with_duration(result: SandboxResult, ms: float) -> SandboxResult:
     import msgspec
 
     return msgspec.structs.replace(result, duration_ms=round(ms, 3))
-
-
-def _step_line(task_id: str, action: Action, result: SandboxResult, trace: dict[str, Any],
-               sandbox: Sandbox) -> dict[str, Any]:
-    return {
-        "ts": time.time(), "task_id": task_id, "tool": type(action).__name__,
-        "jailer": sandbox.jail.name, "cgroup": sandbox.cgroups.name, "argv": trace.get("argv"),
-        "peak_memory_bytes": trace.get("peak_memory_bytes", 0),
-        "limits": sandbox.limits.model_dump(), "exit_code": result.exit_code,
-        "error_kind": result.error_kind, "error": result.error, "timed_out": result.timed_out,
-        "killed_reason": result.killed_reason, "duration_ms": result.duration_ms,
-        "changed_files": len(result.changed_files), "diff_bytes": len(result.diff),
-        "matches": len(result.matches), "timings": trace.get("timings", {}),
-    }

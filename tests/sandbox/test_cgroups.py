@@ -18,7 +18,7 @@ from agentd.config import SandboxConfig
 from agentd.errors import JailUnavailableError
 from agentd.records import AstGrepSearch, RunTests, SandboxResult, TestSpec
 from agentd.sandbox import Sandbox
-from agentd.sandbox.cgroups import select_cgroups, v1, v2
+from agentd.sandbox.cgroups import ClosedOnce, NoGroup, Verdict, select_cgroups, v1, v2
 
 from ._helpers import FAST_LIMITS, SAMPLE
 
@@ -140,6 +140,62 @@ class TestGroupNames:
         finally:
             for group in held:
                 group.close()
+
+
+class TestGroupLifetime:
+    async def test_action_cancelled_in_the_queue_leaves_no_group(
+            self, config: SandboxConfig, tmp_path: Path) -> None:
+        """An action's group is made before it queues for a slot; cancelled while it waits,
+        the action removes its group at once (the slot's holder keeps its own)."""
+        one = Sandbox(config.model_copy(update={"concurrency": 1}),
+                      workspaces_dir=tmp_path / "ws1", log_dir=tmp_path / "logs1")
+        before = _groups(one)
+
+        def names() -> set[str]:  # one group has a directory per controller (v1)
+            return {g.name for g in _groups(one) - before}
+
+        hog_ws = await one.prepare_workspace("hog", {"a.py": SAMPLE})
+        queued_ws = await one.prepare_workspace("queued", {"a.py": SAMPLE})
+        code = "import time\nopen('/workspace/ready', 'w').close()\ntime.sleep(60)"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_run, one, hog_ws, code, 60.0)
+            await _wait_for(hog_ws / "ready")
+            hog_group = names()
+            assert len(hog_group) == 1
+            queued = anyio.CancelScope()
+
+            async def search() -> None:
+                with queued:
+                    await one.apply_action(queued_ws, AstGrepSearch(lang="python",
+                                                                    pattern="f($A)"))
+
+            tg.start_soon(search)
+            with anyio.fail_after(60):  # a stuck-guard, not a timing
+                while len(names()) < 2:
+                    await anyio.sleep(0.01)
+            assert one.statistics().running == 1  # the second waits for the slot
+            queued.cancel()
+            with anyio.fail_after(60):
+                while names() != hog_group:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        assert names() == set()
+
+    def test_a_group_is_closed_once(self) -> None:
+        """Closed by the runner and again by the owner's ``finally``: one removal, one
+        verdict."""
+        closes: list[int] = []
+
+        class Counting(NoGroup):
+            def close(self) -> Verdict:
+                closes.append(1)
+                return Verdict("memory_limit", 7)
+
+        group = ClosedOnce(Counting())
+        assert not group.closed
+        first = group.close()
+        assert group.closed and group.close() == first == Verdict("memory_limit", 7)
+        assert closes == [1]
 
 
 class TestProcessCap:

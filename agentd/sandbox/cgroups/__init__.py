@@ -9,10 +9,16 @@ from typing import Protocol
 from agentd.config import SandboxConfig, SandboxLimits
 from agentd.errors import JailUnavailableError
 from agentd.sandbox.cgroups import v1, v2
-from agentd.sandbox.cgroups.base import ActionGroup, CgroupBackend, NoGroup, Verdict
+from agentd.sandbox.cgroups.base import (
+    ActionGroup,
+    CgroupBackend,
+    ClosedOnce,
+    NoGroup,
+    Verdict,
+)
 from agentd.sandbox.cgroups.none import WARNING, NoCgroups
 
-__all__ = ["ActionGroup", "Cgroups", "NoGroup", "Verdict", "select_cgroups"]
+__all__ = ["ActionGroup", "Cgroups", "ClosedOnce", "NoGroup", "Verdict", "select_cgroups"]
 
 log = logging.getLogger(__name__)
 

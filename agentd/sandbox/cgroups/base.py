@@ -102,6 +102,37 @@ class NoGroup:
         return Verdict()
 
 
+class ClosedOnce:
+    """An ``ActionGroup`` whose ``close`` runs once: the owner may close it in a ``finally``
+    whatever path the action took, and a group the process runner closed is not touched
+    again."""
+
+    def __init__(self, group: ActionGroup) -> None:
+        self._group = group
+        self.verdict: Verdict | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.verdict is not None
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return self._group.argv(argv)
+
+    def joined(self) -> contextlib.AbstractContextManager[None]:
+        return self._group.joined()
+
+    def kill(self) -> None:
+        self._group.kill()
+
+    def pids(self) -> list[int]:
+        return self._group.pids()
+
+    def close(self) -> Verdict:
+        if self.verdict is None:
+            self.verdict = self._group.close()
+        return self.verdict
+
+
 def write(path: Path, value: str) -> None:
     """Write one cgroup control file; a refusal is a backend that cannot work here."""
     try:
