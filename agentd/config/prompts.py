@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -46,8 +47,9 @@ class PromptTemplates(Model):
                 raise ValueError(f"{name}: unknown placeholder(s) {sorted(unknown)}")
         return self
 
-    @property
+    @functools.cached_property
     def template_hash(self) -> str:
-        """Short sha256 of every template and setting: recorded with each step's prompt."""
+        """Short sha256 of every template and setting: recorded with each step's prompt
+        (once per instance: the model is frozen)."""
         blob = self.model_dump_json().encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -210,6 +210,11 @@ class Engine:
             only = frozenset(await self.results.failed_by("actor", req.min_failures))
         return Selection(req.source, req.task_ids, req.limit, only)
 
+    @property
+    def episodes_in_flight(self) -> int:
+        """Episodes leased to a worker right now."""
+        return len(self._in_flight)
+
     async def episode_ended(self, timeout_s: float) -> bool:
         """Wait until an episode leaves its worker (finished, failed or handed back), at most
         ``timeout_s``; whether one did. Lets a caller watch a run without polling the queue."""

@@ -24,6 +24,7 @@ from agentd.logging import get_logger
 from agentd.progress import Progress
 
 log = get_logger(__name__)
+PROGRESS_EVERY_S = 0.25  # how often a running `agentd run` reads the queue
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,19 @@ async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[st
     assert engine.queue is not None
     progress = Progress("episodes", total=total, enabled=opts.progress, plain_interval_s=5.0)
     started = time.monotonic()
+    checked = -PROGRESS_EVERY_S
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, signals, tg.cancel_scope)
             while True:
+                # The queue is asked when no episode is left in flight (the run may be over)
+                # or every PROGRESS_EVERY_S, not at every episode's end: a query per episode
+                # would cost the running steps a database trip each.
+                now = time.monotonic()
+                if engine.episodes_in_flight and now - checked < PROGRESS_EVERY_S:
+                    await engine.episode_ended(PROGRESS_EVERY_S - (now - checked))
+                    continue
+                checked = now
                 counts = await engine.queue.counts(opts.run_id)
                 ended = counts["done"] + counts["dead"] + counts["cancelled"] + counts["failed"]
                 progress.update(ended, detail=_detail(counts, engine.metrics.counters,
@@ -63,7 +73,7 @@ async def _wait_for_run(engine: Engine, opts: RunOptions, total: int) -> dict[st
                     break
                 # Woken by an episode's end (the last one ends the run at once), or after a
                 # while for the progress line and the budget check.
-                await engine.episode_ended(0.25)
+                await engine.episode_ended(PROGRESS_EVERY_S)
     progress.close()
     return await engine.queue.counts(opts.run_id)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
+import anyio
 import msgspec
 
 from agentd.episode.lease import Lease
@@ -125,12 +126,17 @@ class TaskQueue:
             return max(cur.rowcount, 0)
 
     async def lease(self, limit: int = 1, *, run_id: str | None = None) -> list[Lease]:
-        """Lease up to ``limit`` queued episodes, oldest first."""
+        """Lease up to ``limit`` queued episodes, oldest first.
+
+        One statement takes the rows (autocommit: one database trip), shielded so a cancel
+        cannot lose rows it has already marked leased; their task bodies are then read on
+        the reading connection, which already sees the commit. A body cannot change under
+        a live lease (``_store_task`` refuses it)."""
         now = time.time()
         lease_id = uuid.uuid4().hex
-        async with self._tx() as db:
+        with anyio.CancelScope(shield=True):
             # `run_id IS ?` with NULL would match nothing, hence the explicit any-run branch.
-            cur = await db.execute(
+            rows = await self._db.write(
                 "UPDATE queue SET status='leased', lease_id=?, lease_boot=?, lease_expires=?,"
                 " attempts=attempts+1, updated_at=? WHERE rowid IN (SELECT rowid FROM queue"
                 " WHERE status='queued' AND (? IS NULL OR run_id=?)"
@@ -138,17 +144,14 @@ class TaskQueue:
                 " RETURNING run_id, task_id, episode, policy, split, attempts, next_step, files,"
                 " corpus_version",
                 (lease_id, self.boot_id, now + self.lease_s, now, run_id, run_id, limit))
-            rows = list(await cur.fetchall())
-            leases = [await self._lease_from(db, row, lease_id) for row in rows]
-        self._leased_here += len(leases)
-        return leases
+            self._leased_here += len(rows)
+        return [await self._lease_from(row, lease_id) for row in rows]
 
-    async def _lease_from(self, db: aiosqlite.Connection, row: Any, lease_id: str) -> Lease:
+    async def _lease_from(self, row: Any, lease_id: str) -> Lease:
         run_id, task_id, episode, policy, split, attempts, next_step, files, corpus = row
-        cur = await db.execute("SELECT body FROM tasks WHERE task_id=?", (task_id,))
-        body = await cur.fetchone()
-        assert body is not None, "queue row without its task"
-        task = _task_decoder.decode(body[0])
+        body = await self._db.fetch_all("SELECT body FROM tasks WHERE task_id=?", (task_id,))
+        assert body, "queue row without its task"
+        task = _task_decoder.decode(body[0][0])
         workspace = _apply_delta(task.files, _files_decoder.decode(files)) if files else None
         return Lease(run_id, task_id, episode, policy, split, lease_id, attempts, next_step,
                      workspace, task, corpus)
@@ -178,23 +181,21 @@ class TaskQueue:
         else:
             out_of_tries = lease.attempts >= self.max_attempts or not retry
             status = "dead" if out_of_tries else "queued"
-        async with self._tx() as db:
-            await db.execute(
-                "UPDATE queue SET status=?, last_error=?, lease_id=NULL, updated_at=?"
-                " WHERE run_id=? AND task_id=? AND episode=? AND lease_id=?",
-                (status, error, time.time(), lease.run_id, lease.task_id, lease.episode,
-                 lease.lease_id))
+        await self._db.write(  # one statement: atomic on its own, one trip
+            "UPDATE queue SET status=?, last_error=?, lease_id=NULL, updated_at=?"
+            " WHERE run_id=? AND task_id=? AND episode=? AND lease_id=?",
+            (status, error, time.time(), lease.run_id, lease.task_id, lease.episode,
+             lease.lease_id))
         return status
 
     async def release(self, lease: Lease) -> None:
         """Give a lease back untouched (drain, shutdown): it does not count as an attempt."""
         self._leased_here -= 1
-        async with self._tx() as db:
-            await db.execute(
-                "UPDATE queue SET status='queued', lease_id=NULL, attempts=max(attempts-1, 0),"
-                " updated_at=? WHERE run_id=? AND task_id=? AND episode=? AND lease_id=?"
-                " AND status='leased'",
-                (time.time(), lease.run_id, lease.task_id, lease.episode, lease.lease_id))
+        await self._db.write(
+            "UPDATE queue SET status='queued', lease_id=NULL, attempts=max(attempts-1, 0),"
+            " updated_at=? WHERE run_id=? AND task_id=? AND episode=? AND lease_id=?"
+            " AND status='leased'",
+            (time.time(), lease.run_id, lease.task_id, lease.episode, lease.lease_id))
 
     # ---------------------------------------------------------------- reading
 

@@ -4,8 +4,9 @@ Every table lives in one file (``agentd.paths.database``) so a step's state, que
 spend and trajectory record commit in one transaction. This module is the only one that knows
 it is SQLite: the pragmas, WAL, ``BEGIN IMMEDIATE``, ``user_version`` and read-only URIs. The
 repositories on top (``state.store``, ``engine.queue``, ``engine.outbox``, ``engine.results``)
-speak plain SQL through ``transaction()``, ``execute()`` and ``fetch_all()``; a second backend
-(a networked database for several daemons) would replace this module and keep theirs.
+speak plain SQL through ``transaction()``, ``execute()``, ``write()`` and ``fetch_all()``; a
+second backend (a networked database for several daemons) would replace this module and keep
+theirs.
 
 All writes go through one connection whose transactions an asyncio lock serialises (SQLite
 has one writer anyway; queueing in-process is cheaper than spinning on SQLITE_BUSY). Reads use
@@ -199,6 +200,16 @@ class Database(Closing):
             count = cursor.rowcount
             await cursor.close()
             return count
+
+    async def write(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """One write statement as its own transaction (autocommit) and the rows of its
+        ``RETURNING`` clause, if it has one: a single trip to the connection's thread."""
+        async with self._lock:
+            conn = self._writing()
+            if conn.in_transaction:  # a rollback cut short by cancellation left one open
+                await conn.execute("ROLLBACK")
+            rows: Iterable[Any] = await conn.execute_fetchall(sql, params)
+            return [tuple(row) for row in rows]
 
     def _writing(self) -> aiosqlite.Connection:
         if self._writer is None:

@@ -32,6 +32,7 @@ MATCHES_CACHE_SIZE = 256
 T = TypeVar("T")
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]  # a task's identity and (path, text) pairs
+_IDENTITIES: OrderedDict[int, tuple[Task, str]] = OrderedDict()  # by id(task): see _identity
 
 
 class _Lru(Generic[T]):
@@ -141,6 +142,17 @@ def _matches_key(task: Task, files: Mapping[str, str]) -> _Key:
 
 def _identity(task: Task) -> str:
     """The task's id and a digest of its content: a task rebuilt under the same id (a new
-    corpus, a long-running daemon) is a different task to every cache here."""
+    corpus, a long-running daemon) is a different task to every cache here.
+
+    An episode hands the same ``Task`` object to every measure, so the digest is kept per
+    object (the entry holds the task, so its ``id`` cannot be reused while it is kept)."""
+    kept = _IDENTITIES.get(id(task))
+    if kept is not None and kept[0] is task:
+        _IDENTITIES.move_to_end(id(task))
+        return kept[1]
     digest = hashlib.blake2b(msgspec.json.encode(task), digest_size=12).hexdigest()
-    return f"{task.task_id}@{digest}"
+    identity = f"{task.task_id}@{digest}"
+    _IDENTITIES[id(task)] = (task, identity)
+    while len(_IDENTITIES) > FACTS_CACHE_SIZE:
+        _IDENTITIES.popitem(last=False)
+    return identity

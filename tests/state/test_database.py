@@ -113,3 +113,21 @@ class TestReadOnly:
         [routed] = await routed_submissions(path)
         assert (routed.run_id, routed.route, routed.min_failures, routed.tasks) == \
             ("t1", "actor_failed", 2, 5)
+
+
+class TestSingleStatementWrites:
+    async def test_write_commits_alone_and_returns_its_rows(self, tmp_path: Path) -> None:
+        """``write`` is its own transaction: the reading connection sees it at once, and a
+        RETURNING clause's rows come back (none without one); a read-only file refuses it."""
+        path = tmp_path / "state.sqlite3"
+        async with await Database.open(path) as db:
+            before = db.statistics().transactions
+            rows = await db.write("INSERT INTO run_spend(run_id, cost_usd, tokens)"
+                                  " VALUES ('r', 1.5, 7) RETURNING run_id, tokens")
+            assert rows == [("r", 7)]
+            assert await db.write("UPDATE run_spend SET tokens = 8 WHERE run_id = 'r'") == []
+            assert await db.fetch_all("SELECT tokens FROM run_spend") == [(8,)]
+            assert db.statistics().transactions == before  # no BEGIN/COMMIT around it
+        async with await Database.open(path, read_only=True) as db:
+            with pytest.raises(StateError, match="read-only"):
+                await db.write("DELETE FROM run_spend")
