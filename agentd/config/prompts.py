@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 
@@ -47,9 +46,8 @@ class PromptTemplates(Model):
                 raise ValueError(f"{name}: unknown placeholder(s) {sorted(unknown)}")
         return self
 
-    @functools.cached_property
+    @property
     def template_hash(self) -> str:
-        """Short sha256 of every template and setting: recorded with each step's prompt
-        (once per instance: the model is frozen)."""
+        """Short sha256 of every template and setting: recorded with each step's prompt."""
         blob = self.model_dump_json().encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -33,6 +33,8 @@ T = TypeVar("T")
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]  # a task's identity and (path, text) pairs
 _IDENTITIES: OrderedDict[int, tuple[Task, str]] = OrderedDict()  # by id(task): see _identity
+# It keeps whole tasks alive, so it stays small; a miss only costs the digest again.
+IDENTITY_MEMO_SIZE = 64
 
 
 class _Lru(Generic[T]):
@@ -153,6 +155,6 @@ def _identity(task: Task) -> str:
     digest = hashlib.blake2b(msgspec.json.encode(task), digest_size=12).hexdigest()
     identity = f"{task.task_id}@{digest}"
     _IDENTITIES[id(task)] = (task, identity)
-    while len(_IDENTITIES) > FACTS_CACHE_SIZE:
+    while len(_IDENTITIES) > IDENTITY_MEMO_SIZE:
         _IDENTITIES.popitem(last=False)
     return identity

@@ -79,3 +79,22 @@ async def test_a_task_rebuilt_under_the_same_id_is_judged_afresh(tmp_path: Path)
     rebuilt = msgspec.structs.replace(task, gold={path: task.files[path]})  # nothing to do
     assert not (await v.verdict(rebuilt, gold_files(task))).accepted
     assert v.searches == 3  # the rebuilt task's facts and its measure were searched anew
+
+
+def test_a_task_is_digested_once_per_object_and_the_memo_is_bounded() -> None:
+    """The identity every cache keys on: the same object answers from the memo, an equal
+    copy (a new lease of the same task) gets the same identity, a rebuilt one another; the
+    memo never holds more than IDENTITY_MEMO_SIZE tasks."""
+    from agentd.verify import verifier as module
+
+    task = make_task(1)
+    first = module._identity(task)
+    assert module._identity(task) == first
+    copy = msgspec.json.decode(msgspec.json.encode(task), type=type(task))
+    assert copy is not task and module._identity(copy) == first
+    rebuilt = msgspec.structs.replace(task, files={p: t + "\n# rebuilt\n"
+                                                    for p, t in task.files.items()})
+    assert module._identity(rebuilt) != first
+    for i in range(module.IDENTITY_MEMO_SIZE + 10):
+        module._identity(make_task(i))
+    assert len(module._IDENTITIES) == module.IDENTITY_MEMO_SIZE
