@@ -190,12 +190,9 @@ class Database(Closing):
         """One write statement as its own transaction (autocommit); its row count.
 
         SQLite makes a single statement atomic, triggers included, so this needs no
-        BEGIN/COMMIT: one trip to the connection's thread.
+        BEGIN/COMMIT.
         """
-        async with self._lock:
-            conn = self._writing()
-            if conn.in_transaction:  # a rollback cut short by cancellation left one open
-                await conn.execute("ROLLBACK")
+        async with self._autocommit() as conn:
             cursor = await conn.execute(sql, params)
             count = cursor.rowcount
             await cursor.close()
@@ -204,12 +201,18 @@ class Database(Closing):
     async def write(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """One write statement as its own transaction (autocommit) and the rows of its
         ``RETURNING`` clause, if it has one: a single trip to the connection's thread."""
+        async with self._autocommit() as conn:
+            rows: Iterable[Any] = await conn.execute_fetchall(sql, params)
+            return [tuple(row) for row in rows]
+
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer, between transactions, for one statement of its own."""
         async with self._lock:
             conn = self._writing()
             if conn.in_transaction:  # a rollback cut short by cancellation left one open
                 await conn.execute("ROLLBACK")
-            rows: Iterable[Any] = await conn.execute_fetchall(sql, params)
-            return [tuple(row) for row in rows]
+            yield conn
 
     def _writing(self) -> aiosqlite.Connection:
         if self._writer is None:
